@@ -1,0 +1,123 @@
+// The backend interface: the few kernels every layer is built from.
+//
+// Buffers are plain typed arrays allocated by the backend (`alloc`), so a backend that keeps its data
+// in WebAssembly memory can hand out views on that memory and find the pointer from `byteOffset`.
+// Every kernel takes (buffer, offset) pairs, offsets counted in elements, so that the layers' time loops
+// address step t of a [T, B, N] workspace without creating views: no allocation per time step.
+//
+// Layout conventions (row-major, like PyTorch):
+//   sequences are time-major [T, B, N]; weights are [out, in] (PyTorch `weight_ih_l0` is [4H, I]).
+//
+// The TypeScript reference backend (`js.ts`) is the specification; faster backends must match it
+// to float32 rounding.
+
+export type Buf = Float32Array | Float64Array;
+export type DType = 'float32' | 'float64';
+
+export type Activation = 'tanh' | 'relu';
+
+export interface Backend {
+  readonly name: string;
+  readonly dtype: DType;
+  /** Worker threads used by the big multiplies (1 = main thread only). */
+  readonly threads: number;
+
+  /** A zero-filled buffer of n elements, owned by this backend. */
+  alloc(n: number): Buf;
+  /** Give a buffer back (optional for garbage-collected backends). */
+  free(buf: Buf): void;
+
+  /**
+   * C = beta*C + op(A) · op(B), with op(A) [M,K], op(B) [K,N], C [M,N].
+   * op(A) = A (stored [M, lda]) or, when transA, A^T (A stored [K, lda]); likewise B.
+   * beta is 0 (overwrite; C's old contents are ignored, even NaN) or 1 (accumulate).
+   */
+  gemm(
+    transA: boolean, transB: boolean, M: number, N: number, K: number,
+    A: Buf, aOff: number, lda: number,
+    B: Buf, bOff: number, ldb: number,
+    beta: 0 | 1, C: Buf, cOff: number, ldc: number,
+  ): void;
+
+  /** Y[r, :] = X[r, :] + b  for r < rows (Y may be X).  Row length n, rows contiguous. */
+  addRowVector(rows: number, n: number, X: Buf, xOff: number, b: Buf, bOff: number, Y: Buf, yOff: number): void;
+  /** db[j] += sum_r dY[r, j] (bias gradient). */
+  sumRows(rows: number, n: number, dY: Buf, dyOff: number, db: Buf, dbOff: number): void;
+
+  // ---- fused cell kernels: one time step for B rows (see src/cells/*.ts for the equations) ----
+
+  /**
+   * LSTM step. `gates` [B,4H] holds the pre-activations (x W_ih^T + b_ih + b_hh + h W_hh^T) in
+   * PyTorch order i,f,g,o; on return it holds the activations σ(i),σ(f),tanh(g),σ(o).
+   * c = f*cPrev + i*g; h = o*tanh(c).
+   */
+  lstmCellForward(B: number, H: number, gates: Buf, gOff: number, cPrev: Buf, cpOff: number,
+    c: Buf, cOff: number, h: Buf, hOff: number): void;
+  /**
+   * LSTM step backward. Inputs: activated gates [B,4H], cPrev, c [B,H], dh [B,H] (total gradient into h_t),
+   * dc [B,H] (gradient into c_t from step t+1; updated in place to the gradient into c_{t-1}).
+   * Output: dgates [B,4H], the gradient w.r.t. the gate pre-activations.
+   */
+  lstmCellBackward(B: number, H: number, gates: Buf, gOff: number, cPrev: Buf, cpOff: number,
+    c: Buf, cOff: number, dh: Buf, dhOff: number, dc: Buf, dcOff: number, dgates: Buf, dgOff: number): void;
+
+  /**
+   * GRU step (PyTorch): xp [B,3H] = x W_ih^T + b_ih, hp [B,3H] = hPrev W_hh^T + b_hh, order r,z,n.
+   * r = σ(xr+hr), z = σ(xz+hz), n = tanh(xn + r*hn), h = (1-z)*n + z*hPrev.
+   * Saves r, z, n into `act` [B,3H] for the backward (hp's n part is kept as it is in hp).
+   */
+  gruCellForward(B: number, H: number, xp: Buf, xpOff: number, hp: Buf, hpOff: number,
+    hPrev: Buf, hpvOff: number, act: Buf, aOff: number, h: Buf, hOff: number): void;
+  /**
+   * GRU step backward. dh [B,H] is the total gradient into h_t. Writes dxp [B,3H] (gradient w.r.t.
+   * xp), dhp [B,3H] (w.r.t. hp), and dhPrev [B,H] = dh*z (the direct part; the caller adds dhp · W_hh).
+   */
+  gruCellBackward(B: number, H: number, act: Buf, aOff: number, hp: Buf, hpOff: number,
+    hPrev: Buf, hpvOff: number, dh: Buf, dhOff: number,
+    dxp: Buf, dxpOff: number, dhp: Buf, dhpOff: number, dhPrev: Buf, dhPrevOff: number): void;
+
+  /** Plain RNN step: h = f(a) in place on a [B,H] (a holds x W_ih^T + b_ih + h W_hh^T + b_hh). */
+  rnnCellForward(act: Activation, B: number, H: number, a: Buf, aOff: number): void;
+  /** Plain RNN backward: da = dh * f'(a) computed from h = f(a). */
+  rnnCellBackward(act: Activation, B: number, H: number, h: Buf, hOff: number, dh: Buf, dhOff: number,
+    da: Buf, daOff: number): void;
+
+  // ---- around the cells ----
+
+  /** out[r,:] = table[ids[r], :] for r < n. */
+  embeddingForward(n: number, dim: number, ids: Int32Array, table: Buf, out: Buf, outOff: number): void;
+  /** dTable[ids[r], :] += dOut[r, :]. */
+  embeddingBackward(n: number, dim: number, ids: Int32Array, dOut: Buf, dOutOff: number, dTable: Buf): void;
+
+  /**
+   * Fused, numerically stable softmax cross-entropy over rows of logits [n, V].
+   * Returns the summed loss (natural log) over the rows whose target is >= 0; rows with target < 0 are
+   * ignored (padding). When dLogits is given, writes (softmax - onehot) * scale into it (0 for ignored rows).
+   */
+  softmaxCrossEntropy(n: number, V: number, logits: Buf, lOff: number, targets: Int32Array,
+    dLogits: Buf | null, dOff: number, scale: number): number;
+
+  /** y[i] = a[i] * b[i]. */
+  mul(n: number, a: Buf, aOff: number, b: Buf, bOff: number, y: Buf, yOff: number): void;
+  /** y[i] += x[i]. */
+  addTo(n: number, x: Buf, xOff: number, y: Buf, yOff: number): void;
+  /** x[i] *= s. */
+  scale(n: number, s: number, x: Buf, xOff: number): void;
+  /** sum of x[i]^2 in double precision. */
+  sumSquares(n: number, x: Buf, xOff: number): number;
+  fill(n: number, v: number, x: Buf, xOff: number): void;
+  copy(n: number, x: Buf, xOff: number, y: Buf, yOff: number): void;
+
+  /**
+   * One Adam step (PyTorch semantics, bias-corrected, L2 weight decay added to the gradient):
+   * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps).
+   * `step` is t, counted from 1.
+   */
+  adam(n: number, p: Buf, g: Buf, m: Buf, v: Buf, lr: number, b1: number, b2: number, eps: number,
+    weightDecay: number, step: number): void;
+  /** p -= lr * (g + wd p), with momentum buffer when momentum > 0 (PyTorch SGD). */
+  sgd(n: number, p: Buf, g: Buf, mom: Buf | null, lr: number, momentum: number, weightDecay: number): void;
+
+  /** Release workers and memory. */
+  dispose(): void;
+}

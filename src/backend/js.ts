@@ -1,0 +1,248 @@
+// The TypeScript reference backend: the specification every faster backend must match.
+// Works in float32 (the default) or float64 (for finite-difference gradient checks).
+
+import type { Activation, Backend, Buf, DType } from './backend.js';
+
+const sigmoid = (x: number): number => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
+
+// Block sizes of the reference multiply: small enough that a K-panel of B stays in L1/L2.
+const KB = 128;
+const NB = 256;
+
+export class JsBackend implements Backend {
+  readonly name = 'js';
+  readonly threads = 1;
+  constructor(readonly dtype: DType = 'float32') {}
+
+  alloc(n: number): Buf {
+    return this.dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+  }
+  free(_buf: Buf): void {}
+  dispose(): void {}
+
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number,
+    A: Buf, aOff: number, lda: number, B: Buf, bOff: number, ldb: number,
+    beta: 0 | 1, C: Buf, cOff: number, ldc: number): void {
+    if (beta === 0) for (let i = 0; i < M; i++) C.fill(0, cOff + i * ldc, cOff + i * ldc + N);
+    if (M === 0 || N === 0 || K === 0) return;
+    // A element (i,k): transA ? A[k*lda+i] : A[i*lda+k]; B element (k,j): transB ? B[j*ldb+k] : B[k*ldb+j].
+    const sai = transA ? 1 : lda, sak = transA ? lda : 1;
+    if (!transB) {
+      // i-k-j order: the inner loop runs along contiguous rows of B and C.
+      for (let k0 = 0; k0 < K; k0 += KB) {
+        const k1 = Math.min(K, k0 + KB);
+        for (let j0 = 0; j0 < N; j0 += NB) {
+          const j1 = Math.min(N, j0 + NB);
+          for (let i = 0; i < M; i++) {
+            const c = cOff + i * ldc;
+            for (let k = k0; k < k1; k++) {
+              const a = A[aOff + i * sai + k * sak];
+              if (a === 0) continue;
+              const b = bOff + k * ldb;
+              for (let j = j0; j < j1; j++) C[c + j] += a * B[b + j];
+            }
+          }
+        }
+      }
+    } else {
+      // B^T: rows of B are columns of op(B); dot products along contiguous rows, 4 columns at a time.
+      for (let k0 = 0; k0 < K; k0 += KB) {
+        const k1 = Math.min(K, k0 + KB);
+        for (let i = 0; i < M; i++) {
+          const a0 = aOff + i * sai;
+          const c = cOff + i * ldc;
+          let j = 0;
+          for (; j + 4 <= N; j += 4) {
+            const b0 = bOff + j * ldb, b1 = b0 + ldb, b2 = b1 + ldb, b3 = b2 + ldb;
+            let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (let k = k0; k < k1; k++) {
+              const a = A[a0 + k * sak];
+              s0 += a * B[b0 + k]; s1 += a * B[b1 + k]; s2 += a * B[b2 + k]; s3 += a * B[b3 + k];
+            }
+            C[c + j] += s0; C[c + j + 1] += s1; C[c + j + 2] += s2; C[c + j + 3] += s3;
+          }
+          for (; j < N; j++) {
+            const b0 = bOff + j * ldb;
+            let s = 0;
+            for (let k = k0; k < k1; k++) s += A[a0 + k * sak] * B[b0 + k];
+            C[c + j] += s;
+          }
+        }
+      }
+    }
+  }
+
+  addRowVector(rows: number, n: number, X: Buf, xOff: number, b: Buf, bOff: number, Y: Buf, yOff: number): void {
+    for (let r = 0; r < rows; r++) {
+      const x = xOff + r * n, y = yOff + r * n;
+      for (let j = 0; j < n; j++) Y[y + j] = X[x + j] + b[bOff + j];
+    }
+  }
+
+  sumRows(rows: number, n: number, dY: Buf, dyOff: number, db: Buf, dbOff: number): void {
+    for (let r = 0; r < rows; r++) {
+      const y = dyOff + r * n;
+      for (let j = 0; j < n; j++) db[dbOff + j] += dY[y + j];
+    }
+  }
+
+  lstmCellForward(B: number, H: number, gates: Buf, gOff: number, cPrev: Buf, cpOff: number,
+    c: Buf, cOff: number, h: Buf, hOff: number): void {
+    for (let b = 0; b < B; b++) {
+      const g = gOff + b * 4 * H, s = b * H;
+      for (let j = 0; j < H; j++) {
+        const ig = sigmoid(gates[g + j]);
+        const fg = sigmoid(gates[g + H + j]);
+        const gg = Math.tanh(gates[g + 2 * H + j]);
+        const og = sigmoid(gates[g + 3 * H + j]);
+        gates[g + j] = ig; gates[g + H + j] = fg; gates[g + 2 * H + j] = gg; gates[g + 3 * H + j] = og;
+        const cv = fg * cPrev[cpOff + s + j] + ig * gg;
+        c[cOff + s + j] = cv;
+        h[hOff + s + j] = og * Math.tanh(cv);
+      }
+    }
+  }
+
+  lstmCellBackward(B: number, H: number, gates: Buf, gOff: number, cPrev: Buf, cpOff: number,
+    c: Buf, cOff: number, dh: Buf, dhOff: number, dc: Buf, dcOff: number, dgates: Buf, dgOff: number): void {
+    for (let b = 0; b < B; b++) {
+      const g = gOff + b * 4 * H, dg = dgOff + b * 4 * H, s = b * H;
+      for (let j = 0; j < H; j++) {
+        const ig = gates[g + j], fg = gates[g + H + j], gg = gates[g + 2 * H + j], og = gates[g + 3 * H + j];
+        const tc = Math.tanh(c[cOff + s + j]);
+        const dhv = dh[dhOff + s + j];
+        const dcv = dc[dcOff + s + j] + dhv * og * (1 - tc * tc);
+        dgates[dg + j] = dcv * gg * ig * (1 - ig);
+        dgates[dg + H + j] = dcv * cPrev[cpOff + s + j] * fg * (1 - fg);
+        dgates[dg + 2 * H + j] = dcv * ig * (1 - gg * gg);
+        dgates[dg + 3 * H + j] = dhv * tc * og * (1 - og);
+        dc[dcOff + s + j] = dcv * fg;
+      }
+    }
+  }
+
+  gruCellForward(B: number, H: number, xp: Buf, xpOff: number, hp: Buf, hpOff: number,
+    hPrev: Buf, hpvOff: number, act: Buf, aOff: number, h: Buf, hOff: number): void {
+    for (let b = 0; b < B; b++) {
+      const x = xpOff + b * 3 * H, q = hpOff + b * 3 * H, a = aOff + b * 3 * H, s = b * H;
+      for (let j = 0; j < H; j++) {
+        const r = sigmoid(xp[x + j] + hp[q + j]);
+        const z = sigmoid(xp[x + H + j] + hp[q + H + j]);
+        const n = Math.tanh(xp[x + 2 * H + j] + r * hp[q + 2 * H + j]);
+        act[a + j] = r; act[a + H + j] = z; act[a + 2 * H + j] = n;
+        h[hOff + s + j] = (1 - z) * n + z * hPrev[hpvOff + s + j];
+      }
+    }
+  }
+
+  gruCellBackward(B: number, H: number, act: Buf, aOff: number, hp: Buf, hpOff: number,
+    hPrev: Buf, hpvOff: number, dh: Buf, dhOff: number,
+    dxp: Buf, dxpOff: number, dhp: Buf, dhpOff: number, dhPrev: Buf, dhPrevOff: number): void {
+    for (let b = 0; b < B; b++) {
+      const a = aOff + b * 3 * H, q = hpOff + b * 3 * H, dx = dxpOff + b * 3 * H, dq = dhpOff + b * 3 * H, s = b * H;
+      for (let j = 0; j < H; j++) {
+        const r = act[a + j], z = act[a + H + j], n = act[a + 2 * H + j];
+        const d = dh[dhOff + s + j];
+        const dn = d * (1 - z) * (1 - n * n);
+        const dz = d * (hPrev[hpvOff + s + j] - n) * z * (1 - z);
+        const dr = dn * hp[q + 2 * H + j] * r * (1 - r);
+        dxp[dx + j] = dr; dxp[dx + H + j] = dz; dxp[dx + 2 * H + j] = dn;
+        dhp[dq + j] = dr; dhp[dq + H + j] = dz; dhp[dq + 2 * H + j] = dn * r;
+        dhPrev[dhPrevOff + s + j] = d * z;
+      }
+    }
+  }
+
+  rnnCellForward(act: Activation, B: number, H: number, a: Buf, aOff: number): void {
+    const n = B * H;
+    if (act === 'tanh') for (let i = 0; i < n; i++) a[aOff + i] = Math.tanh(a[aOff + i]);
+    else for (let i = 0; i < n; i++) { const v = a[aOff + i]; a[aOff + i] = v > 0 ? v : 0; }
+  }
+
+  rnnCellBackward(act: Activation, B: number, H: number, h: Buf, hOff: number, dh: Buf, dhOff: number,
+    da: Buf, daOff: number): void {
+    const n = B * H;
+    if (act === 'tanh') for (let i = 0; i < n; i++) { const v = h[hOff + i]; da[daOff + i] = dh[dhOff + i] * (1 - v * v); }
+    else for (let i = 0; i < n; i++) da[daOff + i] = h[hOff + i] > 0 ? dh[dhOff + i] : 0;
+  }
+
+  embeddingForward(n: number, dim: number, ids: Int32Array, table: Buf, out: Buf, outOff: number): void {
+    for (let r = 0; r < n; r++) {
+      const src = ids[r] * dim;
+      out.set(table.subarray(src, src + dim), outOff + r * dim);
+    }
+  }
+
+  embeddingBackward(n: number, dim: number, ids: Int32Array, dOut: Buf, dOutOff: number, dTable: Buf): void {
+    for (let r = 0; r < n; r++) {
+      const dst = ids[r] * dim, src = dOutOff + r * dim;
+      for (let j = 0; j < dim; j++) dTable[dst + j] += dOut[src + j];
+    }
+  }
+
+  softmaxCrossEntropy(n: number, V: number, logits: Buf, lOff: number, targets: Int32Array,
+    dLogits: Buf | null, dOff: number, scale: number): number {
+    let loss = 0;
+    for (let r = 0; r < n; r++) {
+      const l = lOff + r * V, t = targets[r];
+      if (t < 0) {
+        if (dLogits) dLogits.fill(0, dOff + r * V, dOff + (r + 1) * V);
+        continue;
+      }
+      let mx = -Infinity;
+      for (let j = 0; j < V; j++) if (logits[l + j] > mx) mx = logits[l + j];
+      let sum = 0;
+      for (let j = 0; j < V; j++) sum += Math.exp(logits[l + j] - mx);
+      const lse = mx + Math.log(sum);
+      loss += lse - logits[l + t];
+      if (dLogits) {
+        const d = dOff + r * V;
+        for (let j = 0; j < V; j++) dLogits[d + j] = Math.exp(logits[l + j] - lse) * scale;
+        dLogits[d + t] -= scale;
+      }
+    }
+    return loss;
+  }
+
+  mul(n: number, a: Buf, aOff: number, b: Buf, bOff: number, y: Buf, yOff: number): void {
+    for (let i = 0; i < n; i++) y[yOff + i] = a[aOff + i] * b[bOff + i];
+  }
+  addTo(n: number, x: Buf, xOff: number, y: Buf, yOff: number): void {
+    for (let i = 0; i < n; i++) y[yOff + i] += x[xOff + i];
+  }
+  scale(n: number, s: number, x: Buf, xOff: number): void {
+    for (let i = 0; i < n; i++) x[xOff + i] *= s;
+  }
+  sumSquares(n: number, x: Buf, xOff: number): number {
+    let s = 0;
+    for (let i = 0; i < n; i++) { const v = x[xOff + i]; s += v * v; }
+    return s;
+  }
+  fill(n: number, v: number, x: Buf, xOff: number): void {
+    x.fill(v, xOff, xOff + n);
+  }
+  copy(n: number, x: Buf, xOff: number, y: Buf, yOff: number): void {
+    y.set(x.subarray(xOff, xOff + n), yOff);
+  }
+
+  adam(n: number, p: Buf, g: Buf, m: Buf, v: Buf, lr: number, b1: number, b2: number, eps: number,
+    weightDecay: number, step: number): void {
+    const bc1 = 1 - Math.pow(b1, step), bc2 = 1 - Math.pow(b2, step);
+    const stepSize = lr / bc1, sqrtBc2 = Math.sqrt(bc2);
+    for (let i = 0; i < n; i++) {
+      const gi = g[i] + weightDecay * p[i];
+      const mi = b1 * m[i] + (1 - b1) * gi;
+      const vi = b2 * v[i] + (1 - b2) * gi * gi;
+      m[i] = mi; v[i] = vi;
+      p[i] -= stepSize * mi / (Math.sqrt(vi) / sqrtBc2 + eps);
+    }
+  }
+
+  sgd(n: number, p: Buf, g: Buf, mom: Buf | null, lr: number, momentum: number, weightDecay: number): void {
+    for (let i = 0; i < n; i++) {
+      let d = g[i] + weightDecay * p[i];
+      if (mom && momentum > 0) { mom[i] = momentum * mom[i] + d; d = mom[i]; }
+      p[i] -= lr * d;
+    }
+  }
+}
