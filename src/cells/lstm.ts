@@ -1,0 +1,57 @@
+// LSTM layer, one direction: forward and backward through time (PyTorch's equations and gate order).
+//
+//   i = σ(W_ii x + b_ii + W_hi h + b_hi)        gates [B, 4H] in order i, f, g, o
+//   f = σ(W_if x + b_if + W_hf h + b_hf)
+//   g = tanh(W_ig x + b_ig + W_hg h + b_hg)
+//   o = σ(W_io x + b_io + W_ho h + b_ho)
+//   c' = f * c + i * g
+//   h' = o * tanh(c')
+//
+// Work is laid out as cuDNN does it: the input projection of all T steps is one multiply, each step adds
+// its recurrent multiply and runs one fused gate kernel, and after the backward sweep the weight gradients
+// of all steps are one multiply each.
+
+import type { Backend, Buf } from '../backend/backend.js';
+import type { LayerSizes, Workspace } from './workspace.js';
+import type { CellWeights } from './weights.js';
+
+/**
+ * x: [T, B, I] at xOff. Initial state in ws.h[0], ws.c[0]; outputs h[1..T], c[1..T] in ws.
+ */
+export function lstmForward(be: Backend, w: CellWeights, ws: Workspace, s: LayerSizes, x: Buf, xOff: number): void {
+  const { T, B, I, H } = s, G = 4 * H, BH = B * H;
+  // bias = b_ih + b_hh; gates[t] = x[t] W_ih^T + bias for all t      [T*B, 4H]
+  be.copy(G, w.bih.data, 0, ws.bias, 0);
+  be.addTo(G, w.bhh.data, 0, ws.bias, 0);
+  be.gemm(false, true, T * B, G, I, x, xOff, I, w.wih.data, 0, I, 0, ws.gates, 0, G);
+  be.addRowVector(T * B, G, ws.gates, 0, ws.bias, 0, ws.gates, 0);
+  for (let t = 0; t < T; t++) {
+    // gates[t] += h[t] W_hh^T      [B, H] x [H, 4H]
+    be.gemm(false, true, B, G, H, ws.h, t * BH, H, w.whh.data, 0, H, 1, ws.gates, t * B * G, G);
+    be.lstmCellForward(B, H, ws.gates, t * B * G, ws.c, t * BH, ws.c, (t + 1) * BH, ws.h, (t + 1) * BH);
+  }
+}
+
+/**
+ * dy: [T, B, H] at dyOff, gradient w.r.t. the outputs h[1..T]. On entry ws.dhc / ws.dc hold the gradients
+ * w.r.t. the final states (zero when they are not used); on exit they hold the gradients w.r.t. h0 / c0.
+ * Accumulates parameter gradients; writes the input gradient into ws.dx when needDx.
+ */
+export function lstmBackward(be: Backend, w: CellWeights, ws: Workspace, s: LayerSizes, x: Buf, xOff: number,
+  dy: Buf, dyOff: number, needDx: boolean): void {
+  const { T, B, I, H } = s, G = 4 * H, BH = B * H;
+  for (let t = T - 1; t >= 0; t--) {
+    // dh = dy[t] + dh carried from step t+1
+    be.copy(BH, ws.dhc, 0, ws.dh, 0);
+    be.addTo(BH, dy, dyOff + t * BH, ws.dh, 0);
+    be.lstmCellBackward(B, H, ws.gates, t * B * G, ws.c, t * BH, ws.c, (t + 1) * BH, ws.dh, 0, ws.dc, 0, ws.dgates, t * B * G);
+    // dh_{t-1} = dgates[t] W_hh      [B, 4H] x [4H, H]
+    be.gemm(false, false, B, H, G, ws.dgates, t * B * G, G, w.whh.data, 0, H, 0, ws.dhc, 0, H);
+  }
+  // Weight gradients of all steps at once.
+  be.gemm(true, false, G, H, T * B, ws.dgates, 0, G, ws.h, 0, H, 1, w.whh.grad, 0, H); // dW_hh += dgates^T h[0..T-1]
+  be.gemm(true, false, G, I, T * B, ws.dgates, 0, G, x, xOff, I, 1, w.wih.grad, 0, I); // dW_ih += dgates^T x
+  be.sumRows(T * B, G, ws.dgates, 0, w.bih.grad, 0);
+  be.sumRows(T * B, G, ws.dgates, 0, w.bhh.grad, 0);
+  if (needDx) be.gemm(false, false, T * B, I, G, ws.dgates, 0, G, w.wih.data, 0, I, 0, ws.dx, 0, I); // dx = dgates W_ih
+}

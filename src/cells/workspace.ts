@@ -1,0 +1,73 @@
+// Buffers a recurrent layer needs for one forward/backward over T steps of B sequences.
+// Allocated once, grown only when a longer or wider batch arrives; never per time step.
+
+import type { Backend, Buf } from '../backend/backend.js';
+
+export interface LayerSizes {
+  T: number; // time steps
+  B: number; // batch
+  I: number; // input features
+  H: number; // hidden units
+}
+
+export class Workspace {
+  capTB = 0;
+  /** h[t] for t = 0..T: h[0] is the initial state, h[1..T] the outputs. [(T+1), B, H] */
+  h!: Buf;
+  /** LSTM cell states, same layout as h. */
+  c!: Buf;
+  /** Gate pre-activations, then activations: [T, B, G*H] (G = 4 LSTM, 3 GRU, unused for RNN). */
+  gates!: Buf;
+  /** GRU: hidden projections h W_hh^T + b_hh, [T, B, 3H]. */
+  hp!: Buf;
+  /** GRU: activations r, z, n, [T, B, 3H]. */
+  act!: Buf;
+  /** Gradients w.r.t. gate pre-activations for all steps: [T, B, G*H]. */
+  dgates!: Buf;
+  /** GRU: gradients w.r.t. hp, [T, B, 3H]. */
+  dhp!: Buf;
+  /** Gradient into the layer input: [T, B, I]. */
+  dx!: Buf;
+  /** Per-step scratch [B, H]: total gradient into h_t. */
+  dh: Buf;
+  /** Carried gradient into h_{t-1}; holds dhN on entry to backward and dh0 on exit. [B, H] */
+  dhc: Buf;
+  /** Carried gradient into c_{t-1} (LSTM); dcN on entry, dc0 on exit. [B, H] */
+  dc: Buf;
+  /** Combined bias b_ih + b_hh (LSTM, RNN). [G*H] */
+  bias: Buf;
+
+  constructor(private be: Backend, readonly G: number, readonly I: number, readonly H: number,
+    private B: number, readonly hasCell: boolean, readonly hasHp: boolean) {
+    this.dh = be.alloc(B * H);
+    this.dhc = be.alloc(B * H);
+    this.dc = be.alloc(B * H);
+    this.bias = be.alloc(Math.max(G, 1) * H);
+  }
+
+  /** Make room for T steps of B sequences. Keeps h[0]/c[0] (the initial state) when B is unchanged. */
+  ensure(T: number, B: number): void {
+    if (B !== this.B) {
+      this.B = B;
+      for (const k of ['dh', 'dhc', 'dc'] as const) { this.be.free(this[k]); this[k] = this.be.alloc(B * this.H); }
+      this.capTB = 0;
+    }
+    if (T * B <= this.capTB) return;
+    const be = this.be, H = this.H, G = this.G;
+    if (this.capTB > 0) for (const k of ['h', 'c', 'gates', 'hp', 'act', 'dgates', 'dhp', 'dx'] as const) if (this[k]) be.free(this[k]);
+    const old = this.capTB;
+    this.capTB = T * B;
+    const h0 = old > 0 ? this.h.slice(0, B * H) : null;
+    const c0 = old > 0 && this.hasCell ? this.c.slice(0, B * H) : null;
+    this.h = be.alloc((T + 1) * B * H);
+    this.c = be.alloc(this.hasCell ? (T + 1) * B * H : 0);
+    this.gates = be.alloc(G > 1 ? T * B * G * H : 0);
+    this.hp = be.alloc(this.hasHp ? T * B * 3 * H : 0);
+    this.act = be.alloc(this.hasHp ? T * B * 3 * H : 0);
+    this.dgates = be.alloc(T * B * G * H);
+    this.dhp = be.alloc(this.hasHp ? T * B * 3 * H : 0);
+    this.dx = be.alloc(T * B * this.I);
+    if (h0) this.h.set(h0);
+    if (c0) this.c.set(c0);
+  }
+}
