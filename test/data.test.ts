@@ -267,6 +267,9 @@ test('loadText errors name the file and the reason', async () => {
   writeFileSync(truncated, gzipSync(Buffer.from(RU.repeat(50))).subarray(0, 40));
   await assert.rejects(loadText(truncated, 'raw'), /data file '.*trunc\.txt\.gz' is not valid gzip/);
   await assert.rejects(loadText(EN_FILE(), 'bogus' as 'raw'), /unknown text mode/);
+  const bz = join(tmp, 'dump.xml.bz2');
+  writeFileSync(bz, Buffer.from('BZh91AY&SY...'));
+  await assert.rejects(loadText(bz, 'clean'), /data file '.*dump\.xml\.bz2' is bzip2-compressed.*bunzip2/);
 });
 
 function EN_FILE(): string {

@@ -38,6 +38,18 @@ function gzipError(file: string, err: unknown): Error {
   return new Error(`data file '${file}' is not valid gzip (${msg})`, { cause: err });
 }
 
+/** Rejects formats we cannot decompress (bzip2, xz, zstd), with a hint. */
+function checkSupported(file: string, head: Uint8Array): void {
+  const magic = (...b: number[]) => b.every((x, i) => head[i] === x);
+  const kind = magic(0x42, 0x5a, 0x68) ? ['bzip2', 'bunzip2 -k']
+    : magic(0xfd, 0x37, 0x7a, 0x58, 0x5a) ? ['xz', 'unxz -k']
+    : magic(0x28, 0xb5, 0x2f, 0xfd) ? ['zstd', 'unzstd']
+    : undefined;
+  if (kind) {
+    throw new Error(`data file '${file}' is ${kind[0]}-compressed, which rnnkit cannot read; decompress it first (${kind[1]} '${file}') or recompress it with gzip`);
+  }
+}
+
 /** Should this file be gunzipped? (a `.gz` name, or gzip magic in its first bytes) */
 function wantsGunzip(file: string, head: Uint8Array): boolean {
   return /\.gz$/i.test(file) || isGzip(head);
@@ -55,6 +67,7 @@ export async function readFileBytes(file: string): Promise<Uint8Array> {
     throw readError(file, err);
   }
   if (raw.length === 0) throw new Error(`data file '${file}' is empty`);
+  checkSupported(file, raw);
   let bytes: Uint8Array = raw;
   if (wantsGunzip(file, raw)) {
     try {
@@ -90,8 +103,8 @@ export async function* streamFile(file: string, highWaterMark = 1 << 16): AsyncG
   try {
     const fh = await open(file, 'r');
     try {
-      const buf = Buffer.alloc(2);
-      const { bytesRead } = await fh.read(buf, 0, 2, 0);
+      const buf = Buffer.alloc(8);
+      const { bytesRead } = await fh.read(buf, 0, 8, 0);
       head = buf.subarray(0, bytesRead);
     } finally {
       await fh.close();
@@ -100,6 +113,7 @@ export async function* streamFile(file: string, highWaterMark = 1 << 16): AsyncG
     throw readError(file, err);
   }
   if (head.length === 0) throw new Error(`data file '${file}' is empty`);
+  checkSupported(file, head);
   const input = createReadStream(file, { highWaterMark });
   if (!wantsGunzip(file, head)) {
     try {

@@ -172,27 +172,38 @@ export function cleanWikitext(wikitext: string): string {
   return tidy(text);
 }
 
-/** Removes `[[Image:...]]`-like blocks (with nested links) that the parser left in the text. */
-function dropMediaLinks(text: string): string {
-  const re = /\[\[\s*(?:Image|File|Media|Category)\s*:/gi;
+/**
+ * Removes blocks that start where `startRe` matches and end at the balancing `close` (nesting counted with
+ * `open`), e.g. `[[Image:...[[link]]...]]` or `{| ... |}`. An unbalanced block stops at a blank line.
+ */
+function dropBalanced(text: string, startRe: RegExp, open: string, close: string): string {
   let out = '';
   let last = 0;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
+  startRe.lastIndex = 0;
+  for (let m = startRe.exec(text); m; m = startRe.exec(text)) {
     let depth = 0;
     let i = m.index;
-    for (; i < text.length - 1; i++) {
-      if (text[i] === '[' && text[i + 1] === '[') {
+    let end = -1;
+    while (i < text.length) {
+      if (text.startsWith(open, i)) {
         depth++;
-        i++;
-      } else if (text[i] === ']' && text[i + 1] === ']') {
+        i += open.length;
+      } else if (text.startsWith(close, i)) {
         depth--;
-        i++;
-        if (depth === 0) break;
-      } else if (text[i] === '\n' && text[i + 1] === '\n') break; // unbalanced: stop at the paragraph end
+        i += close.length;
+        if (depth === 0) {
+          end = i;
+          break;
+        }
+      } else if (text[i] === '\n' && text[i + 1] === '\n') {
+        end = i; // unbalanced: stop at the paragraph end
+        break;
+      } else i++;
     }
+    if (end < 0) end = text.length;
     out += text.slice(last, m.index);
-    last = Math.min(i + 1, text.length);
-    re.lastIndex = last;
+    last = end;
+    startRe.lastIndex = Math.max(end, m.index + 1);
   }
   return out + text.slice(last);
 }
@@ -200,7 +211,8 @@ function dropMediaLinks(text: string): string {
 /** Post-processing of wtf's output: drop leftover markup and HTML tags, decode HTML entities, normalise blank lines. */
 function tidy(text: string): string {
   text = text.replace(/\r\n?/g, '\n');
-  if (text.includes('[[')) text = dropMediaLinks(text);
+  if (text.includes('[[')) text = dropBalanced(text, /\[\[\s*(?:Image|File|Media|Category)\s*:/gi, '[[', ']]');
+  if (text.includes('{|')) text = dropBalanced(text, /(?<=^|\n)[ \t:]*\{\|/g, '{|', '|}'); // tables wtf did not parse (start of line)
   text = text
     .replace(/\{\{[^{}]*\}\}/g, '') // leftover simple templates
     .replace(/\[\[(?:[^\[\]|]*\|)?([^\[\]]*)\]\]/g, '$1') // leftover [[link|label]]
