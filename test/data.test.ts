@@ -86,6 +86,9 @@ test('CharVocab: sorted code points, <unk> for unseen, JSON round trip', () => {
   assert.equal(ru.decode(ru.encode(RU)), RU);
   assert.ok(vocabFromJSON(JSON.stringify(new ByteVocab())) instanceof ByteVocab);
   assert.equal(buildVocab('chars', 'ab').size, 3);
+  const capped = CharVocab.fromText('aaaabbbcc d', { maxSize: 3 });
+  assert.deepEqual(capped.chars, ['<unk>', 'a', 'b']);
+  assert.deepEqual(CharVocab.fromText('aaaabbbcc d', { minCount: 2 }).chars, ['<unk>', 'a', 'b', 'c']);
   assert.throws(() => vocabFromJSON({ kind: 'words' }), /unknown vocabulary kind/);
 });
 

@@ -102,6 +102,13 @@ export interface CharVocabJSON {
   size: number;
 }
 
+export interface CharVocabOptions {
+  /** Keep only characters seen at least this many times (default 1). */
+  minCount?: number;
+  /** Cap on the vocabulary size, `<unk>` included (default: no cap). */
+  maxSize?: number;
+}
+
 /** Text shown by {@link CharVocab.decode} for the `<unk>` id. */
 export const UNK_TEXT = '\uFFFD';
 
@@ -136,22 +143,36 @@ export class CharVocab implements Vocab {
     this.chars = list;
   }
 
-  /** Builds the vocabulary from the sorted unique code points of `data` (string or UTF-8 bytes). */
-  static fromText(data: string | Uint8Array): CharVocab {
+  /**
+   * Builds the vocabulary from the sorted unique code points of `data` (string or UTF-8 bytes).
+   *
+   * Options drop rare characters (they encode to `<unk>`): `minCount` keeps only characters seen at least
+   * that many times; `maxSize` caps the vocabulary size (including `<unk>`), keeping the most frequent
+   * characters (ties broken by code point). The kept characters are still sorted by code point.
+   */
+  static fromText(data: string | Uint8Array, options: CharVocabOptions = {}): CharVocab {
+    const { minCount = 1, maxSize = Infinity } = options;
+    if (!(minCount >= 1)) throw new RangeError(`CharVocab: minCount must be >= 1, got ${minCount}`);
+    if (!(maxSize >= 2)) throw new RangeError(`CharVocab: maxSize must be >= 2 (<unk> + 1 char), got ${maxSize}`);
     const text = typeof data === 'string' ? data : new TextDecoder().decode(data);
-    const seenBmp = new Uint8Array(0x10000);
-    const seenAstral = new Set<number>();
+    const countBmp = new Float64Array(0x10000);
+    const countAstral = new Map<number, number>();
     for (let i = 0; i < text.length; i++) {
       const cp = text.codePointAt(i)!;
       if (cp > 0xffff) {
-        seenAstral.add(cp);
+        countAstral.set(cp, (countAstral.get(cp) ?? 0) + 1);
         i++;
-      } else seenBmp[cp] = 1;
+      } else countBmp[cp]!++;
     }
-    const cps: number[] = [];
-    for (let cp = 0; cp < 0x10000; cp++) if (seenBmp[cp]) cps.push(cp);
-    cps.push(...[...seenAstral].sort((a, b) => a - b));
-    return new CharVocab(cps.map((cp) => String.fromCodePoint(cp)));
+    let kept: Array<[number, number]> = []; // [code point, count]
+    for (let cp = 0; cp < 0x10000; cp++) if (countBmp[cp]! >= minCount) kept.push([cp, countBmp[cp]!]);
+    for (const [cp, n] of countAstral) if (n >= minCount) kept.push([cp, n]);
+    if (kept.length > maxSize - 1) {
+      kept.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+      kept = kept.slice(0, maxSize - 1);
+    }
+    kept.sort((a, b) => a[0] - b[0]);
+    return new CharVocab(kept.map(([cp]) => String.fromCodePoint(cp)));
   }
 
   static fromJSON(obj: unknown): CharVocab {
@@ -209,8 +230,8 @@ export function vocabFromJSON(obj: unknown): Vocab {
 }
 
 /** Builds a vocabulary of the given kind for `data` (the data is only used for 'chars'). */
-export function buildVocab(kind: VocabKind, data: string | Uint8Array): Vocab {
+export function buildVocab(kind: VocabKind, data: string | Uint8Array, options: CharVocabOptions = {}): Vocab {
   if (kind === 'bytes') return new ByteVocab();
-  if (kind === 'chars') return CharVocab.fromText(data);
+  if (kind === 'chars') return CharVocab.fromText(data, options);
   throw new Error(`unknown vocabulary kind ${JSON.stringify(kind)} (expected 'bytes' or 'chars')`);
 }
