@@ -6,7 +6,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readFileBytes, readHead } from './io.js';
-import { cleanPages } from './wikidump.js';
 
 export type TextMode = 'raw' | 'clean';
 
@@ -44,6 +43,7 @@ export async function loadText(file: string, mode: TextMode = 'raw'): Promise<Ui
   if (mode === 'raw') return readFileBytes(file);
   const head = await readHead(file);
   if (!looksLikeMediaWiki(head)) return readFileBytes(file);
+  const { cleanPages } = await import('./wikidump.js'); // lazy: loads wtf_wikipedia only when needed
   const parts: Uint8Array[] = [];
   let total = 0;
   const sep = utf8.encode('\n\n');
