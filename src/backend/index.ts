@@ -1,0 +1,28 @@
+// Choosing a backend: 'wasm' (WebAssembly SIMD with worker threads, the default where it loads) or
+// 'js' (the TypeScript reference, float32 or float64).
+
+import { availableParallelism } from 'node:os';
+import type { Backend } from './backend.js';
+import { JsBackend } from './js.js';
+
+export type BackendName = 'js' | 'wasm' | 'auto';
+
+export interface BackendOptions {
+  backend?: BackendName;
+  threads?: number;
+}
+
+export async function createBackend(opts: BackendOptions = {}): Promise<Backend> {
+  const name = opts.backend ?? 'auto';
+  if (name === 'js') return new JsBackend('float32');
+  if (name !== 'wasm' && name !== 'auto') throw new Error(`unknown backend '${name}' (expected js or wasm)`);
+  const threads = opts.threads ?? availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer, got ${threads}`);
+  try {
+    const mod = await import('./wasm.js' as string);
+    return await mod.createWasmBackend({ threads });
+  } catch (e) {
+    if (name === 'wasm') throw new Error(`the wasm backend could not start: ${(e as Error).message}`);
+    return new JsBackend('float32');
+  }
+}

@@ -1,0 +1,119 @@
+// rnnkit train: a character-level language model on Wikipedia (the bundled enwik8 sample by default).
+
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Option, type Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { defaultDataPath, loadText, splitTrainValid, type TextMode } from '../data/corpus.js';
+import { buildVocab, type VocabKind } from '../data/vocab.js';
+import type { CellKind } from '../models/charlm.js';
+import { Trainer } from '../train/trainer.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { decodeSample } from './sample.js';
+import { addBackendOptions, backendFrom, int, num } from './options.js';
+import type { BackendName } from '../backend/index.js';
+
+interface TrainArgs {
+  data?: string; valid?: string; text: TextMode; vocab: VocabKind; cell: CellKind; hidden: number; layers: number;
+  embedding: number; batch: number; bptt: number; lr: number; clip: number; dropout: number; optimizer: 'adam' | 'sgd';
+  minutes: number; epochs: number; steps: number; evalEvery: number; seed: number; out: string; samples: boolean;
+  resume?: string; backend: BackendName; threads: number; json: boolean;
+}
+
+export function registerTrain(program: Command): void {
+  const cmd = program.command('train')
+    .description('train a character-level language model (default: on the bundled Wikipedia sample, about 8 minutes)')
+    .option('--data <file>', 'training text: a MediaWiki XML dump (enwik8 format) or any text file, .gz allowed (default: bundled enwik8 sample)')
+    .option('--valid <file>', 'validation text (default: the last 5% of --data)')
+    .addOption(new Option('--text <mode>', 'raw bytes of the file, or clean article text from a wiki dump').choices(['raw', 'clean']).default('raw'))
+    .addOption(new Option('--vocab <kind>', 'bytes (V=256, the enwik8 convention) or chars (code points seen in the data)').choices(['bytes', 'chars']).default('bytes'))
+    .addOption(new Option('--cell <cell>', 'recurrent cell').choices(['lstm', 'gru', 'rnn', 'rnn_relu']).default('lstm'))
+    .option('--hidden <n>', 'hidden units per layer', int(1), 512)
+    .option('--layers <n>', 'stacked recurrent layers', int(1), 1)
+    .option('--embedding <n>', 'embedding size', int(1), 64)
+    .option('--batch <n>', 'sequences per batch', int(1), 32)
+    .option('--bptt <n>', 'steps of back-propagation through time (state carried across batches)', int(1), 128)
+    .option('--lr <x>', 'learning rate', num((n) => n > 0, 'a positive number'), 2e-3)
+    .option('--clip <x>', 'global gradient-norm clipping (0 = off)', num((n) => n >= 0, 'a number >= 0'), 5)
+    .option('--dropout <x>', 'dropout between layers and before the decoder', num((n) => n >= 0 && n < 1, 'a number in [0, 1)'), 0)
+    .addOption(new Option('--optimizer <name>', 'optimizer').choices(['adam', 'sgd']).default('adam'))
+    .option('--minutes <x>', 'time budget in minutes (0 = none)', num((n) => n >= 0, 'a number >= 0'), 8)
+    .option('--epochs <n>', 'passes over the data (0 = none; with --minutes, whichever ends first)', int(0), 0)
+    .option('--steps <n>', 'optimizer steps (0 = none)', int(0), 0)
+    .option('--eval-every <s>', 'seconds between validations', num((n) => n > 0, 'a positive number'), 60)
+    .option('--seed <n>', 'random seed', int(0), 1)
+    .option('--out <file>', 'where the best checkpoint is saved', 'checkpoints/charlm.safetensors')
+    .option('--resume <file>', 'continue from a checkpoint (model, optimizer, position)')
+    .option('--no-samples', 'do not print samples at the end')
+    .option('--json', 'print results as JSON lines instead of a progress bar', false);
+  addBackendOptions(cmd).action(async (a: TrainArgs) => train(a));
+}
+
+async function train(a: TrainArgs): Promise<void> {
+  const file = a.data ?? defaultDataPath();
+  const log = (s: string): void => { if (!a.json) process.stderr.write(`${s}\n`); };
+  const text = await loadText(file, a.text);
+  let trainText: Uint8Array, validText: Uint8Array | null;
+  if (a.valid) { trainText = text; validText = await loadText(a.valid, a.text); }
+  else ({ train: trainText, valid: validText } = splitTrainValid(text, 0.05));
+  const be = await backendFrom(a);
+  const resumed = a.resume ? loadCheckpoint(a.resume, be) : null;
+  const vocab = resumed?.vocab ?? buildVocab(a.vocab, trainText);
+  const trainIds = vocab.encode(trainText), validIds = validText ? vocab.encode(validText) : null;
+  const config = resumed?.model.config ?? { cell: a.cell, vocabSize: vocab.size, embedding: a.embedding, hidden: a.hidden, layers: a.layers, dropout: a.dropout };
+  if (a.out) mkdirSync(dirname(a.out), { recursive: true });
+  const trainer = new Trainer(be, config, vocab, trainIds, validIds, {
+    batch: a.batch, bptt: a.bptt, lr: a.lr, clip: a.clip, optimizer: a.optimizer, minutes: a.minutes, epochs: a.epochs,
+    maxSteps: a.steps, evalSeconds: a.evalEvery, seed: a.seed, out: a.out,
+  }, resumed?.model);
+  if (resumed?.trainState) trainer.state = { ...resumed.trainState };
+  log(`rnnkit train: ${file} (${a.text}), ${trainIds.length.toLocaleString()} train / ${(validIds?.length ?? 0).toLocaleString()} valid tokens, vocab ${vocab.kind} (${vocab.size})`);
+  log(`model: ${config.layers}x${config.hidden} ${config.cell}, embedding ${config.embedding}, ${countParams(trainer)} parameters; batch ${a.batch}, bptt ${a.bptt}, ${a.optimizer} lr ${a.lr}, clip ${a.clip}; backend ${be.name} (${be.threads} thread${be.threads > 1 ? 's' : ''})`);
+
+  const tty = !a.json && process.stderr.isTTY;
+  const bar = tty ? new cliProgress.SingleBar({
+    format: 'train |{bar}| {percentage}% | step {step} | loss {loss} | {rate} chars/s | ETA {eta_formatted}',
+    hideCursor: true, etaBuffer: 50,
+  }, cliProgress.Presets.shades_classic) : null;
+  bar?.start(1000, 0, { step: 0, loss: '-', rate: '-' });
+  let lastLine = 0;
+  const onSignal = (): void => { trainer.stop(); };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const state = trainer.run({
+    progress(p) {
+      const loss = (p.loss / Math.LN2).toFixed(3);
+      if (bar) bar.update(Math.round(p.fraction * 1000), { step: p.step, loss: `${loss} bpc`, rate: Math.round(p.charsPerSec).toLocaleString() });
+      else if (!a.json && p.seconds - lastLine >= 15) { lastLine = p.seconds; log(`step ${p.step}  epoch ${p.epoch}  train ${loss} bpc  ${Math.round(p.charsPerSec)} chars/s  ${p.seconds.toFixed(0)} s`); }
+    },
+    validated(r) {
+      const line = `valid: step ${r.step}, ${r.bpc.toFixed(4)} bpc, perplexity ${r.perplexity.toFixed(3)}${r.best ? ' (best, saved)' : ''}`;
+      if (a.json) console.log(JSON.stringify({ event: 'valid', step: r.step, seconds: r.seconds, bpc: r.bpc, perplexity: r.perplexity, best: r.best }));
+      else if (bar) { bar.stop(); log(line); bar.start(1000, 0, { step: r.step, loss: '-', rate: '-' }); }
+      else log(line);
+    },
+  });
+  bar?.stop();
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  const rate = state.chars / Math.max(state.seconds, 1e-9);
+  const summary = { event: 'done', steps: state.step, epochs: state.epoch, seconds: state.seconds, chars: state.chars, chars_per_s: rate, best_valid_bpc: state.bestBpc, best_valid_perplexity: state.bestBpc === null ? null : 2 ** state.bestBpc, checkpoint: a.out };
+  if (a.json) console.log(JSON.stringify(summary));
+  else {
+    console.log(`trained ${state.step} steps (${state.chars.toLocaleString()} chars) in ${state.seconds.toFixed(0)} s: ${Math.round(rate).toLocaleString()} chars/s`);
+    if (state.bestBpc !== null) console.log(`validation: ${state.bestBpc.toFixed(4)} bits per char, perplexity ${(2 ** state.bestBpc).toFixed(3)} (best)`);
+    console.log(`checkpoint: ${a.out}`);
+  }
+  if (a.samples && !a.json) {
+    const best = loadCheckpoint(a.out, be);
+    for (const t of [0.5, 0.8, 1.0]) {
+      console.log(`\n--- sample, temperature ${t} ---`);
+      console.log(decodeSample(best.model, best.vocab, { prime: '\n', length: 300, temperature: t, seed: a.seed }));
+    }
+  }
+  be.dispose();
+}
+
+function countParams(t: Trainer): string {
+  return t.model.parameters().reduce((s, p) => s + p.size, 0).toLocaleString();
+}

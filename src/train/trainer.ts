@@ -1,0 +1,140 @@
+// The training loop of the character LM: truncated BPTT over a batched stream, Adam or SGD, global
+// gradient-norm clipping, validation at intervals, the best checkpoint kept.
+
+import type { Backend } from '../backend/backend.js';
+import type { Vocab } from '../data/vocab.js';
+import { CharLM, type CharLMConfig } from '../models/charlm.js';
+import { Adam, SGD, clipGradNorm, type Optimizer } from '../optim/optim.js';
+import { BatchedStream } from './batches.js';
+import { saveCheckpoint, type TrainState } from './checkpoint.js';
+import { evaluateBatched, type EvalResult } from './evaluate.js';
+
+export interface TrainOptions {
+  batch: number;
+  bptt: number;
+  lr: number;
+  clip: number;
+  optimizer: 'adam' | 'sgd';
+  /** Stop after this many minutes (0 = no limit). */
+  minutes: number;
+  /** Stop after this many passes over the data (0 = no limit). */
+  epochs: number;
+  /** Stop after this many optimizer steps (0 = no limit). */
+  maxSteps: number;
+  /** Validate every this many seconds (and at the end). */
+  evalSeconds: number;
+  seed: number;
+  /** Where the best checkpoint goes (null: none). */
+  out: string | null;
+}
+
+export interface Progress {
+  step: number;
+  epoch: number;
+  loss: number;
+  charsPerSec: number;
+  seconds: number;
+  /** Fraction of the budget (time, epochs or steps) used, 0..1. */
+  fraction: number;
+}
+
+export interface TrainEvents {
+  progress?(p: Progress): void;
+  validated?(r: EvalResult & { step: number; best: boolean; seconds: number }): void;
+}
+
+export class Trainer {
+  readonly model: CharLM;
+  readonly optimizer: Optimizer;
+  readonly train: BatchedStream;
+  readonly valid: BatchedStream | null;
+  state: TrainState = { step: 0, epoch: 0, position: 0, bestBpc: null, seconds: 0, chars: 0 };
+  private stopRequested = false;
+
+  constructor(readonly be: Backend, config: CharLMConfig, readonly vocab: Vocab, trainIds: Int32Array,
+    validIds: Int32Array | null, readonly opts: TrainOptions, model?: CharLM) {
+    this.model = model ?? new CharLM(be, config, opts.seed);
+    const params = this.model.parameters();
+    this.optimizer = opts.optimizer === 'sgd' ? new SGD(be, params, { lr: opts.lr }) : new Adam(be, params, { lr: opts.lr });
+    this.train = new BatchedStream(trainIds, opts.batch);
+    this.valid = validIds && validIds.length >= 2 * opts.batch ? new BatchedStream(validIds, opts.batch) : null;
+  }
+
+  /** Ask the loop to stop after the current step (e.g. on SIGINT). */
+  stop(): void {
+    this.stopRequested = true;
+  }
+
+  /** One optimizer step on the next batch; returns the mean loss (nats). */
+  step(): number {
+    const { bptt, batch, clip } = this.opts;
+    if (this.state.position >= this.train.rows - 1) {
+      this.state.position = 0;
+      this.state.epoch++;
+      this.model.resetState(batch);
+    }
+    const i = this.state.position, T = this.train.steps(i, bptt);
+    this.optimizer.zeroGrad();
+    this.model.forward(this.train.input(i, T), T, batch, true);
+    const loss = this.model.backward(this.train.target(i, T));
+    if (clip > 0) clipGradNorm(this.be, this.model.parameters(), clip);
+    this.optimizer.step();
+    this.state.position += T;
+    this.state.step++;
+    this.state.chars += T * batch;
+    return loss;
+  }
+
+  validate(): EvalResult | null {
+    if (!this.valid) return null;
+    const h = Float32Array.from(this.model.h), c = Float32Array.from(this.model.c);
+    const r = evaluateBatched(this.model, this.valid, this.opts.bptt);
+    this.model.resetState(this.opts.batch);
+    this.model.h.set(h);
+    this.model.c.set(c);
+    return r;
+  }
+
+  save(file: string): void {
+    this.state.rng = this.model.dropoutRngState;
+    saveCheckpoint(file, this.model, this.vocab, this.state, this.optimizer);
+  }
+
+  /** Train until the time, epoch or step budget is used (or stop() is called). */
+  run(events: TrainEvents = {}): TrainState {
+    const { minutes, epochs, maxSteps, evalSeconds, out } = this.opts;
+    if (minutes <= 0 && epochs <= 0 && maxSteps <= 0) throw new Error('training needs a budget: --minutes, --epochs or --steps');
+    const t0 = performance.now() - this.state.seconds * 1000;
+    let lastEval = performance.now(), lastReport = 0, chars0 = this.state.chars, tRate = performance.now();
+    let rate = 0, loss = 0;
+    const fraction = (): number => Math.max(
+      minutes > 0 ? this.state.seconds / (minutes * 60) : 0,
+      epochs > 0 ? (this.state.epoch + this.state.position / this.train.rows) / epochs : 0,
+      maxSteps > 0 ? this.state.step / maxSteps : 0);
+    const doValidate = (): void => {
+      const r = this.validate();
+      lastEval = performance.now();
+      if (!r) return;
+      const best = this.state.bestBpc === null || r.bpc < this.state.bestBpc;
+      if (best) this.state.bestBpc = r.bpc;
+      if (best && out) this.save(out);
+      events.validated?.({ ...r, step: this.state.step, best, seconds: this.state.seconds });
+      tRate = performance.now(); chars0 = this.state.chars; // do not count validation time in chars/s
+    };
+    if (this.state.step === 0) this.model.resetState(this.opts.batch);
+    while (!this.stopRequested && fraction() < 1) {
+      loss = this.step();
+      const now = performance.now();
+      this.state.seconds = (now - t0) / 1000;
+      if (now - tRate > 2000) { rate = (this.state.chars - chars0) / ((now - tRate) / 1000); tRate = now; chars0 = this.state.chars; }
+      if (now - lastReport > 250) {
+        lastReport = now;
+        events.progress?.({ step: this.state.step, epoch: this.state.epoch, loss, charsPerSec: rate || (this.state.chars - chars0) / ((now - tRate) / 1000), seconds: this.state.seconds, fraction: Math.min(1, fraction()) });
+      }
+      if (evalSeconds > 0 && (now - lastEval) / 1000 >= evalSeconds && fraction() < 1) doValidate();
+    }
+    doValidate();
+    if (!this.valid && out) this.save(out);
+    return this.state;
+  }
+}
