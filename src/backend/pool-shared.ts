@@ -1,0 +1,144 @@
+// Layout of the control block shared by the WasmBackend's main thread and its worker threads, and the
+// work split both sides compute identically. See wasm.ts (dispatch) and pool-worker.ts (the loop).
+
+/** Int32 slots of the control SharedArrayBuffer. */
+export const GEN = 0; // job generation: bumped by the main thread to start a job
+export const DONE = 1; // number of workers that finished the current job
+export const WSLEEP = 2; // number of workers blocked in Atomics.wait on GEN
+export const MSLEEP = 3; // 1 while the main thread is blocked in Atomics.wait on DONE
+export const ERR = 4; // set to 1 by a worker whose kernel threw
+export const JOB = 5; // job kind (JOB_*)
+export const PARTS = 6; // number of parts the job is split into (part 0 = main thread)
+export const SPLIT = 7; // 0: split along N, 1: split along M
+export const ARGS = 8; // job arguments from here on
+export const CTRL_INTS = 64;
+
+export const JOB_EXIT = -1;
+export const JOB_GEMM = 1; // packed gemm
+export const JOB_GEMM_SMALL = 2; // small-M gemm without packing
+export const JOB_ROWS = 3; // a row-parallel elementwise kernel (see ROW_* kinds)
+
+// Argument slots of a gemm job (relative to ARGS).
+export const G_TA = 0, G_TB = 1, G_M = 2, G_N = 3, G_K = 4, G_A = 5, G_LDA = 6, G_B = 7, G_LDB = 8,
+  G_BETA = 9, G_C = 10, G_LDC = 11, G_MR = 12, G_NR = 13;
+
+/** [start, end) of part `idx` of `total` items in blocks of `block`, split into `parts` nearly equal parts. */
+export function partRange(total: number, block: number, parts: number, idx: number): [number, number] {
+  const nb = Math.ceil(total / block);
+  const b0 = Math.floor((nb * idx) / parts), b1 = Math.floor((nb * (idx + 1)) / parts);
+  return [Math.min(total, b0 * block), Math.min(total, b1 * block)];
+}
+
+/** The kernels a worker can run; both the main thread and the workers use this. */
+export interface KernelExports {
+  tileM(): number;
+  tileN(): number;
+  isRelaxed(): number;
+  heapBase(): number;
+  gemmWorkspaceBytes(): number;
+  gemm(tA: number, tB: number, M: number, N: number, K: number, A: number, lda: number, B: number, ldb: number,
+    beta: number, C: number, ldc: number, m0: number, m1: number, n0: number, n1: number, ws: number): void;
+  gemmSmall(tB: number, K: number, A: number, lda: number, B: number, ldb: number,
+    beta: number, C: number, ldc: number, m0: number, m1: number, n0: number, n1: number): void;
+  vecExp(n: number, x: number, y: number): void;
+  vecTanh(n: number, x: number, y: number): void;
+  vecSigmoid(n: number, x: number, y: number): void;
+  lstmCellForward(B: number, H: number, gates: number, cPrev: number, c: number, h: number): void;
+  lstmCellBackward(B: number, H: number, gates: number, cPrev: number, c: number, dh: number, dc: number, dgates: number): void;
+  gruCellForward(B: number, H: number, xp: number, hp: number, hPrev: number, act: number, h: number): void;
+  gruCellBackward(B: number, H: number, act: number, hp: number, hPrev: number, dh: number,
+    dxp: number, dhp: number, dhPrev: number): void;
+  rnnCellForward(act: number, n: number, a: number): void;
+  rnnCellBackward(act: number, n: number, h: number, dh: number, da: number): void;
+  addRowVector(rows: number, n: number, X: number, b: number, Y: number): void;
+  sumRows(rows: number, n: number, dY: number, db: number): void;
+  embeddingForward(n: number, dim: number, ids: number, table: number, out: number): void;
+  embeddingBackward(n: number, dim: number, ids: number, dOut: number, dTable: number): void;
+  softmaxCrossEntropy(n: number, V: number, logits: number, targets: number, d: number, scale: number): number;
+  mul(n: number, a: number, b: number, y: number): void;
+  addTo(n: number, x: number, y: number): void;
+  scale(n: number, s: number, x: number): void;
+  sumSquares(n: number, x: number): number;
+  fill(n: number, v: number, x: number): void;
+  copy(n: number, x: number, y: number): void;
+  adam(n: number, p: number, g: number, m: number, v: number, b1: number, b2: number, eps: number,
+    wd: number, stepSize: number, sqrtBc2: number): void;
+  sgd(n: number, p: number, g: number, mom: number, lr: number, momentum: number, wd: number): void;
+}
+
+// Minimal WebAssembly typings (the project compiles with lib ES2022 and no DOM, which has none).
+export interface WasmMemory { readonly buffer: ArrayBufferLike; grow(pages: number): number }
+export type WasmModule = object;
+export interface WasmInstance { readonly exports: Record<string, unknown> }
+export interface WasmApi {
+  Memory: new (d: { initial: number; maximum?: number; shared?: boolean }) => WasmMemory;
+  Instance: new (m: WasmModule, imports: object) => WasmInstance;
+  compile(bytes: Uint8Array): Promise<WasmModule>;
+  validate(bytes: Uint8Array): boolean;
+}
+export const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+/** Imports of the kernel module. */
+export function kernelImports(memory: WasmMemory): object {
+  return {
+    env: {
+      memory,
+      abort: (_msg: number, _file: number, line: number, col: number) => {
+        throw new Error(`rnnkit wasm: abort at ${line}:${col}`);
+      },
+    },
+  };
+}
+
+/** Run part `idx` of the job described in ctrl (shared by main thread and workers). */
+export function runPart(ex: KernelExports, ctrl: Int32Array, idx: number, ws: number): void {
+  const job = ctrl[JOB];
+  const parts = ctrl[PARTS];
+  if (idx >= parts) return;
+  const a = ARGS;
+  if (job === JOB_GEMM || job === JOB_GEMM_SMALL) {
+    const M = ctrl[a + G_M], N = ctrl[a + G_N];
+    let m0 = 0, m1 = M, n0 = 0, n1 = N;
+    if (ctrl[SPLIT] === 0) [n0, n1] = partRange(N, ctrl[a + G_NR], parts, idx);
+    else [m0, m1] = partRange(M, ctrl[a + G_MR], parts, idx);
+    if (job === JOB_GEMM) {
+      ex.gemm(ctrl[a + G_TA], ctrl[a + G_TB], M, N, ctrl[a + G_K], ctrl[a + G_A] >>> 0, ctrl[a + G_LDA],
+        ctrl[a + G_B] >>> 0, ctrl[a + G_LDB], ctrl[a + G_BETA], ctrl[a + G_C] >>> 0, ctrl[a + G_LDC],
+        m0, m1, n0, n1, ws);
+    } else {
+      ex.gemmSmall(ctrl[a + G_TB], ctrl[a + G_K], ctrl[a + G_A] >>> 0, ctrl[a + G_LDA],
+        ctrl[a + G_B] >>> 0, ctrl[a + G_LDB], ctrl[a + G_BETA], ctrl[a + G_C] >>> 0, ctrl[a + G_LDC],
+        m0, m1, n0, n1);
+    }
+  } else if (job === JOB_ROWS) {
+    runRows(ex, ctrl, idx, parts);
+  }
+}
+
+// Row-parallel kernels: the rows [0, rows) are split; per-row strides in bytes are in the args.
+export const ROW_LSTM_FWD = 1, ROW_LSTM_BWD = 2, ROW_GRU_FWD = 3, ROW_GRU_BWD = 4;
+// Arg slots for JOB_ROWS: kind, rows, H, then up to 8 pointers.
+export const R_KIND = 0, R_ROWS = 1, R_H = 2, R_P = 3;
+
+function runRows(ex: KernelExports, ctrl: Int32Array, idx: number, parts: number): void {
+  const a = ARGS;
+  const kind = ctrl[a + R_KIND], rows = ctrl[a + R_ROWS], H = ctrl[a + R_H];
+  const [r0, r1] = partRange(rows, 1, parts, idx);
+  const n = r1 - r0;
+  if (n <= 0) return;
+  const p = (i: number, rowElems: number) => (ctrl[a + R_P + i] >>> 0) + r0 * rowElems * 4;
+  switch (kind) {
+    case ROW_LSTM_FWD:
+      ex.lstmCellForward(n, H, p(0, 4 * H), p(1, H), p(2, H), p(3, H));
+      break;
+    case ROW_LSTM_BWD:
+      ex.lstmCellBackward(n, H, p(0, 4 * H), p(1, H), p(2, H), p(3, H), p(4, H), p(5, 4 * H));
+      break;
+    case ROW_GRU_FWD:
+      ex.gruCellForward(n, H, p(0, 3 * H), p(1, 3 * H), p(2, H), p(3, 3 * H), p(4, H));
+      break;
+    case ROW_GRU_BWD:
+      ex.gruCellBackward(n, H, p(0, 3 * H), p(1, 3 * H), p(2, H), p(3, H), p(4, 3 * H), p(5, 3 * H), p(6, H));
+      break;
+  }
+}

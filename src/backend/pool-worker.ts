@@ -1,0 +1,51 @@
+// A WasmBackend worker thread: instantiates the kernel module on the shared memory and runs its part
+// of each job. Waiting is spin-then-Atomics.wait on the job generation counter, so a dispatch costs
+// microseconds while jobs come back to back (the recurrent time loop) and no CPU while idle.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { WA, DONE, ERR, GEN, JOB, JOB_EXIT, MSLEEP, WSLEEP, kernelImports, runPart } from './pool-shared.js';
+import type { KernelExports, WasmMemory, WasmModule } from './pool-shared.js';
+
+interface WorkerInit {
+  module: WasmModule;
+  memory: WasmMemory;
+  ctrl: SharedArrayBuffer;
+  index: number;
+  ws: number;
+  spin: number;
+}
+
+const init = workerData as WorkerInit;
+const instance = new WA.Instance(init.module, kernelImports(init.memory));
+const ex = instance.exports as unknown as KernelExports;
+const ctrl = new Int32Array(init.ctrl);
+const spin = init.spin;
+
+let gen = Atomics.load(ctrl, GEN);
+parentPort!.postMessage({ ready: true });
+
+for (;;) {
+  let g = Atomics.load(ctrl, GEN);
+  if (g === gen) {
+    for (let s = 0; s < spin; s++) {
+      g = Atomics.load(ctrl, GEN);
+      if (g !== gen) break;
+    }
+    while (g === gen) {
+      Atomics.add(ctrl, WSLEEP, 1);
+      Atomics.wait(ctrl, GEN, gen);
+      Atomics.sub(ctrl, WSLEEP, 1);
+      g = Atomics.load(ctrl, GEN);
+    }
+  }
+  gen = g;
+  if (ctrl[JOB] === JOB_EXIT) break;
+  try {
+    runPart(ex, ctrl, init.index, init.ws);
+  } catch (e) {
+    Atomics.store(ctrl, ERR, 1);
+  }
+  Atomics.add(ctrl, DONE, 1);
+  if (Atomics.load(ctrl, MSLEEP) !== 0) Atomics.notify(ctrl, DONE);
+}
+parentPort!.close();

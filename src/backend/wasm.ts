@@ -1,0 +1,541 @@
+// The WebAssembly SIMD backend: AssemblyScript kernels (assembly/index.ts, built by
+// scripts/build-wasm.mjs into dist/wasm/) on one shared WebAssembly.Memory, with a pool of worker
+// threads that split the big multiplies.
+//
+// Buffers are Float32Array views on the shared memory: pointer = byteOffset. The memory is shared,
+// so growing it never detaches existing views (each grow yields a new, longer SharedArrayBuffer;
+// the views made earlier keep theirs).
+//
+// Construct with `await createWasmBackend({ threads, relaxed })`.
+
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import v8 from 'node:v8';
+import { Worker } from 'node:worker_threads';
+import type { Activation, Backend, Buf } from './backend.js';
+import {
+  ARGS, CTRL_INTS, DONE, ERR, GEN, G_A, G_B, G_BETA, G_C, G_K, G_LDA, G_LDB, G_LDC, G_M, G_MR, G_N, G_NR,
+  G_TA, G_TB, JOB, JOB_EXIT, JOB_GEMM, JOB_GEMM_SMALL, JOB_ROWS, MSLEEP, PARTS, R_H, R_KIND, R_P, R_ROWS,
+  ROW_GRU_BWD, ROW_GRU_FWD, ROW_LSTM_BWD, ROW_LSTM_FWD, SPLIT, WA, WSLEEP, kernelImports, runPart,
+} from './pool-shared.js';
+import type { KernelExports, WasmMemory, WasmModule } from './pool-shared.js';
+
+export interface WasmBackendOptions {
+  /** Threads for the big multiplies, main thread included. Default: os.availableParallelism(). */
+  threads?: number;
+  /**
+   * Use the relaxed-SIMD (FMA) build: true (required; throws when the engine cannot run it), false (plain
+   * SIMD build) or 'auto' (default: relaxed when available). On Node 20 relaxed SIMD sits behind
+   * --experimental-wasm-relaxed-simd; unless `enableRelaxedFlag` is false, true/'auto' turn that V8 flag
+   * on at run time (v8.setFlagsFromString) when WebAssembly.validate says the build is not accepted.
+   */
+  relaxed?: boolean | 'auto';
+  /** Allow turning on V8's relaxed-SIMD flag at run time (default true). */
+  enableRelaxedFlag?: boolean;
+  /** Maximum memory in 64 KiB pages (default 65536 = 4 GiB, the most wasm32 addresses). */
+  maxMemoryPages?: number;
+  /** Spin iterations before a waiting thread sleeps in Atomics.wait (default 20000). */
+  spin?: number;
+  /** Directory holding rnnkit-simd.wasm / rnnkit-relaxed.wasm (default: dist/wasm next to this file). */
+  wasmDir?: string | URL;
+}
+
+const ALIGN = 64;
+const PAGE = 65536;
+/** Multiplies below this many multiply-adds run on the main thread only. */
+const PAR_MIN_MACS = 1 << 16;
+/** Row-parallel cell kernels need this many elements (B*H) to be split. */
+const PAR_MIN_CELL = 1 << 14;
+/** gemm with op(A) = A and at most this many rows uses the unpacked small-M kernel. */
+const SMALL_M = 3;
+
+function defaultWasmDir(): URL {
+  return new URL('../../wasm/', import.meta.url);
+}
+
+function loadBytes(dir: string | URL, name: string): Uint8Array {
+  const base = typeof dir === 'string' ? (dir.endsWith('/') ? dir : dir + '/') : dir.href.endsWith('/') ? dir : new URL(dir.href + '/');
+  const path = typeof base === 'string' ? base + name : new URL(name, base);
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new Error(`rnnkit: cannot read the WebAssembly kernels ${String(path)} (run \`npm run build:wasm\`): ${(e as Error).message}`);
+  }
+}
+
+/** Whether relaxed SIMD can be used, turning on V8's flag if allowed and needed. */
+function relaxedAvailable(bytes: Uint8Array, allowFlag: boolean): boolean {
+  if (WA.validate(bytes)) return true;
+  if (!allowFlag) return false;
+  try {
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch {
+    return false;
+  }
+  return WA.validate(bytes);
+}
+
+/** Create a WasmBackend: compiles the kernels, makes the shared memory, starts the worker threads. */
+export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
+  const dir = opts.wasmDir ?? defaultWasmDir();
+  const want = opts.relaxed ?? 'auto';
+  let bytes: Uint8Array | null = null;
+  let relaxed = false;
+  if (want !== false) {
+    const rb = loadBytes(dir, 'rnnkit-relaxed.wasm');
+    if (relaxedAvailable(rb, opts.enableRelaxedFlag ?? true)) {
+      bytes = rb;
+      relaxed = true;
+    } else if (want === true) {
+      throw new Error('rnnkit: relaxed SIMD requested but this engine does not accept it (Node 20: --experimental-wasm-relaxed-simd)');
+    }
+  }
+  if (!bytes) bytes = loadBytes(dir, 'rnnkit-simd.wasm');
+  const module = await WA.compile(bytes);
+  const threads = Math.max(1, Math.floor(opts.threads ?? os.availableParallelism()));
+  const maxPages = Math.min(65536, Math.max(256, opts.maxMemoryPages ?? 65536));
+  const memory = new WA.Memory({ initial: 32, maximum: maxPages, shared: true });
+  const backend = new WasmBackend(module, memory, threads, relaxed, opts.spin ?? 20000);
+  await backend.startWorkers();
+  return backend;
+}
+
+interface FreeBlock { ptr: number; size: number }
+
+export class WasmBackend implements Backend {
+  readonly name: string;
+  readonly dtype = 'float32' as const;
+  readonly threads: number;
+  /** true when the relaxed-SIMD (FMA) build runs. */
+  readonly relaxed: boolean;
+  /** gemm register tile (rows x columns). */
+  readonly tile: { m: number; n: number };
+
+  private readonly memory: WasmMemory;
+  private readonly module: WasmModule;
+  private readonly ex: KernelExports;
+  private sab: SharedArrayBuffer;
+  private readonly sabs = new Set<SharedArrayBuffer>();
+  private i32: Int32Array;
+  // allocator
+  private top: number;
+  private readonly freeList: FreeBlock[] = [];
+  private readonly sizes = new Map<number, number>();
+  // scratch for Int32 arguments
+  private scratchPtr = 0;
+  private scratchBytes = 0;
+  // threads
+  private readonly wsPtrs: number[] = [];
+  private readonly ctrl: Int32Array;
+  private readonly workers: Worker[] = [];
+  private readonly spin: number;
+  private disposed = false;
+
+  /** Use createWasmBackend(); the constructor makes a backend without worker threads running yet. */
+  constructor(module: WasmModule, memory: WasmMemory, threads: number, relaxed: boolean, spin = 20000) {
+    this.module = module;
+    this.memory = memory;
+    this.relaxed = relaxed;
+    this.threads = threads;
+    this.spin = spin;
+    this.name = `wasm-${relaxed ? 'relaxed' : 'simd'}`;
+    const inst = new WA.Instance(module, kernelImports(memory));
+    this.ex = inst.exports as unknown as KernelExports;
+    this.tile = { m: this.ex.tileM(), n: this.ex.tileN() };
+    this.sab = memory.buffer as unknown as SharedArrayBuffer;
+    this.sabs.add(this.sab);
+    this.i32 = new Int32Array(this.sab);
+    this.top = Math.ceil((this.ex.heapBase() + 1024) / ALIGN) * ALIGN;
+    const wsBytes = this.ex.gemmWorkspaceBytes();
+    for (let t = 0; t < threads; t++) this.wsPtrs.push(this.rawAlloc(wsBytes));
+    this.ctrl = new Int32Array(new SharedArrayBuffer(CTRL_INTS * 4));
+  }
+
+  /** Start the worker threads (threads - 1 of them). */
+  async startWorkers(): Promise<void> {
+    const url = new URL('./pool-worker.js', import.meta.url);
+    const ready: Promise<void>[] = [];
+    for (let t = 1; t < this.threads; t++) {
+      const w = new Worker(url, {
+        workerData: { module: this.module, memory: this.memory, ctrl: this.ctrl.buffer, index: t, ws: this.wsPtrs[t], spin: this.spin },
+      });
+      this.workers.push(w);
+      ready.push(new Promise<void>((resolve, reject) => {
+        w.once('message', () => resolve());
+        w.once('error', reject);
+        w.once('exit', (code) => reject(new Error(`rnnkit: wasm worker exited early (code ${code})`)));
+      }));
+    }
+    try {
+      await Promise.all(ready);
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
+    for (const w of this.workers) {
+      w.removeAllListeners('exit');
+      w.removeAllListeners('error');
+      w.on('error', () => { /* reported through ERR */ });
+      w.unref();
+    }
+  }
+
+  // ------------------------------------------------------------------ memory
+
+  private grow(needTop: number): void {
+    const have = this.sab.byteLength;
+    if (needTop <= have) return;
+    const pages = Math.ceil((needTop - have) / PAGE);
+    const extra = Math.max(pages, Math.ceil(have / PAGE / 4)); // grow by at least 25%
+    try {
+      this.memory.grow(extra);
+    } catch {
+      this.memory.grow(pages);
+    }
+    this.sab = this.memory.buffer as unknown as SharedArrayBuffer;
+    this.sabs.add(this.sab);
+    this.i32 = new Int32Array(this.sab);
+  }
+
+  private rawAlloc(bytes: number): number {
+    bytes = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+    const fl = this.freeList;
+    for (let i = 0; i < fl.length; i++) {
+      const b = fl[i];
+      if (b.size >= bytes) {
+        const ptr = b.ptr;
+        if (b.size === bytes) fl.splice(i, 1);
+        else { b.ptr += bytes; b.size -= bytes; }
+        this.sizes.set(ptr, bytes);
+        this.ex.fill(bytes >>> 2, 0, ptr);
+        return ptr;
+      }
+    }
+    const ptr = this.top;
+    if (ptr + bytes > 4294967296) throw new RangeError('rnnkit: wasm memory exhausted (4 GiB)');
+    this.grow(ptr + bytes);
+    this.top = ptr + bytes;
+    this.sizes.set(ptr, bytes);
+    return ptr; // fresh memory is zero
+  }
+
+  private rawFree(ptr: number): void {
+    const size = this.sizes.get(ptr);
+    if (size === undefined) return;
+    this.sizes.delete(ptr);
+    const fl = this.freeList;
+    let lo = 0, hi = fl.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (fl[mid].ptr < ptr) lo = mid + 1; else hi = mid; }
+    fl.splice(lo, 0, { ptr, size });
+    // merge with the next and the previous block
+    if (lo + 1 < fl.length && fl[lo].ptr + fl[lo].size === fl[lo + 1].ptr) {
+      fl[lo].size += fl[lo + 1].size;
+      fl.splice(lo + 1, 1);
+    }
+    if (lo > 0 && fl[lo - 1].ptr + fl[lo - 1].size === fl[lo].ptr) {
+      fl[lo - 1].size += fl[lo].size;
+      fl.splice(lo, 1);
+      lo--;
+    }
+    // give the last block back to the bump pointer
+    const last = fl[fl.length - 1];
+    if (last && last.ptr + last.size === this.top) {
+      this.top = last.ptr;
+      fl.pop();
+    }
+  }
+
+  alloc(n: number): Float32Array {
+    if (this.disposed) throw new Error('rnnkit: WasmBackend used after dispose()');
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`rnnkit: alloc(${n}): bad size`);
+    const ptr = this.rawAlloc(n * 4);
+    return new Float32Array(this.sab, ptr, n);
+  }
+
+  free(buf: Buf): void {
+    if (!(buf instanceof Float32Array) || !this.sabs.has(buf.buffer as SharedArrayBuffer)) return;
+    this.rawFree(buf.byteOffset);
+  }
+
+  /** Bytes of wasm memory in use by live buffers (for diagnostics). */
+  get bytesAllocated(): number {
+    let s = 0;
+    for (const v of this.sizes.values()) s += v;
+    return s;
+  }
+
+  /** Pointer of element `off` of buf, checking that buf is ours and [off, off+extent) lies in it. */
+  private p(buf: Buf, off: number, extent: number, what: string): number {
+    if (!(buf instanceof Float32Array) || !this.sabs.has(buf.buffer as SharedArrayBuffer)) {
+      throw new TypeError(`rnnkit: WasmBackend: ${what} is not a buffer allocated by this backend (use backend.alloc())`);
+    }
+    if (!(off >= 0 && off + extent <= buf.length)) {
+      throw new RangeError(`rnnkit: WasmBackend: ${what}: elements [${off}, ${off + extent}) outside a buffer of ${buf.length}`);
+    }
+    return buf.byteOffset + off * 4;
+  }
+
+  /** Copy n Int32 values into the scratch area; returns its pointer. */
+  private ints(a: Int32Array, n: number, what: string): number {
+    if (!(a instanceof Int32Array) || a.length < n) throw new RangeError(`rnnkit: WasmBackend: ${what} needs ${n} Int32 values`);
+    const bytes = n * 4;
+    if (bytes > this.scratchBytes) {
+      if (this.scratchPtr) this.rawFree(this.scratchPtr);
+      this.scratchBytes = Math.max(bytes, 4096, this.scratchBytes * 2);
+      this.scratchPtr = this.rawAlloc(this.scratchBytes);
+    }
+    this.i32.set(n === a.length ? a : a.subarray(0, n), this.scratchPtr >>> 2);
+    return this.scratchPtr;
+  }
+
+  // ------------------------------------------------------------------ threads
+
+  /** Run the job set up in ctrl on `parts` threads (main thread = part 0). */
+  private dispatch(parts: number): void {
+    const ctrl = this.ctrl;
+    ctrl[PARTS] = parts;
+    Atomics.store(ctrl, DONE, 0);
+    Atomics.store(ctrl, ERR, 0);
+    Atomics.add(ctrl, GEN, 1);
+    if (Atomics.load(ctrl, WSLEEP) !== 0) Atomics.notify(ctrl, GEN);
+    let err: unknown = null;
+    try {
+      runPart(this.ex, ctrl, 0, this.wsPtrs[0]);
+    } catch (e) {
+      err = e;
+    }
+    const want = this.workers.length;
+    let d = Atomics.load(ctrl, DONE);
+    for (let s = 0; d < want && s < this.spin; s++) d = Atomics.load(ctrl, DONE);
+    while (d < want) {
+      Atomics.store(ctrl, MSLEEP, 1);
+      Atomics.wait(ctrl, DONE, d, 1000);
+      Atomics.store(ctrl, MSLEEP, 0);
+      d = Atomics.load(ctrl, DONE);
+    }
+    if (err) throw err;
+    if (Atomics.load(ctrl, ERR) !== 0) throw new Error('rnnkit: a wasm worker thread failed in a kernel');
+  }
+
+  // ------------------------------------------------------------------ kernels
+
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number,
+    A: Buf, aOff: number, lda: number, B: Buf, bOff: number, ldb: number,
+    beta: 0 | 1, C: Buf, cOff: number, ldc: number): void {
+    const hasMK = M > 0 && K > 0, hasKN = K > 0 && N > 0;
+    const pa = this.p(A, aOff, hasMK ? (transA ? (K - 1) * lda + M : (M - 1) * lda + K) : 0, 'gemm A');
+    const pb = this.p(B, bOff, hasKN ? (transB ? (N - 1) * ldb + K : (K - 1) * ldb + N) : 0, 'gemm B');
+    const pc = this.p(C, cOff, M > 0 && N > 0 ? (M - 1) * ldc + N : 0, 'gemm C');
+    if (M <= 0 || N <= 0) return;
+    const tA = transA ? 1 : 0, tB = transB ? 1 : 0, bt = beta ? 1 : 0;
+    const small = !transA && M <= SMALL_M && K > 0;
+    const macs = M * N * K;
+    const nw = this.workers.length;
+    if (nw === 0 || macs < PAR_MIN_MACS) {
+      if (small) this.ex.gemmSmall(tB, K, pa, lda, pb, ldb, bt, pc, ldc, 0, M, 0, N);
+      else this.ex.gemm(tA, tB, M, N, K, pa, lda, pb, ldb, bt, pc, ldc, 0, M, 0, N, this.wsPtrs[0]);
+      return;
+    }
+    const mr = this.tile.m, nr = this.tile.n;
+    // Split along the dimension with more register blocks (each thread repacks the other operand).
+    const nbN = Math.ceil(N / nr), nbM = small ? 0 : Math.ceil(M / mr);
+    const splitM = nbM > nbN;
+    const parts = Math.min(this.threads, splitM ? nbM : nbN);
+    if (parts <= 1) {
+      if (small) this.ex.gemmSmall(tB, K, pa, lda, pb, ldb, bt, pc, ldc, 0, M, 0, N);
+      else this.ex.gemm(tA, tB, M, N, K, pa, lda, pb, ldb, bt, pc, ldc, 0, M, 0, N, this.wsPtrs[0]);
+      return;
+    }
+    const c = this.ctrl, a = ARGS;
+    c[JOB] = small ? JOB_GEMM_SMALL : JOB_GEMM;
+    c[SPLIT] = splitM ? 1 : 0;
+    c[a + G_TA] = tA; c[a + G_TB] = tB; c[a + G_M] = M; c[a + G_N] = N; c[a + G_K] = K;
+    c[a + G_A] = pa; c[a + G_LDA] = lda; c[a + G_B] = pb; c[a + G_LDB] = ldb;
+    c[a + G_BETA] = bt; c[a + G_C] = pc; c[a + G_LDC] = ldc; c[a + G_MR] = mr; c[a + G_NR] = small ? 4 : nr;
+    this.dispatch(parts);
+  }
+
+  addRowVector(rows: number, n: number, X: Buf, xOff: number, b: Buf, bOff: number, Y: Buf, yOff: number): void {
+    const px = this.p(X, xOff, rows * n, 'addRowVector X');
+    const pb = this.p(b, bOff, rows > 0 ? n : 0, 'addRowVector b');
+    const py = this.p(Y, yOff, rows * n, 'addRowVector Y');
+    if (rows > 0 && n > 0) this.ex.addRowVector(rows, n, px, pb, py);
+  }
+
+  sumRows(rows: number, n: number, dY: Buf, dyOff: number, db: Buf, dbOff: number): void {
+    const py = this.p(dY, dyOff, rows * n, 'sumRows dY');
+    const pb = this.p(db, dbOff, n, 'sumRows db');
+    if (rows > 0 && n > 0) this.ex.sumRows(rows, n, py, pb);
+  }
+
+  private rowsJob(kind: number, B: number, H: number, ptrs: number[]): boolean {
+    if (this.workers.length === 0 || B * H < PAR_MIN_CELL || B < 2) return false;
+    const c = this.ctrl, a = ARGS;
+    c[JOB] = JOB_ROWS;
+    c[a + R_KIND] = kind; c[a + R_ROWS] = B; c[a + R_H] = H;
+    for (let i = 0; i < ptrs.length; i++) c[a + R_P + i] = ptrs[i];
+    this.dispatch(Math.min(this.threads, B));
+    return true;
+  }
+
+  lstmCellForward(B: number, H: number, gates: Buf, gOff: number, cPrev: Buf, cpOff: number,
+    c: Buf, cOff: number, h: Buf, hOff: number): void {
+    const n = B * H;
+    const pg = this.p(gates, gOff, 4 * n, 'lstmCellForward gates');
+    const pcp = this.p(cPrev, cpOff, n, 'lstmCellForward cPrev');
+    const pc = this.p(c, cOff, n, 'lstmCellForward c');
+    const ph = this.p(h, hOff, n, 'lstmCellForward h');
+    if (n <= 0) return;
+    if (!this.rowsJob(ROW_LSTM_FWD, B, H, [pg, pcp, pc, ph])) this.ex.lstmCellForward(B, H, pg, pcp, pc, ph);
+  }
+
+  lstmCellBackward(B: number, H: number, gates: Buf, gOff: number, cPrev: Buf, cpOff: number,
+    c: Buf, cOff: number, dh: Buf, dhOff: number, dc: Buf, dcOff: number, dgates: Buf, dgOff: number): void {
+    const n = B * H;
+    const pg = this.p(gates, gOff, 4 * n, 'lstmCellBackward gates');
+    const pcp = this.p(cPrev, cpOff, n, 'lstmCellBackward cPrev');
+    const pc = this.p(c, cOff, n, 'lstmCellBackward c');
+    const pdh = this.p(dh, dhOff, n, 'lstmCellBackward dh');
+    const pdc = this.p(dc, dcOff, n, 'lstmCellBackward dc');
+    const pdg = this.p(dgates, dgOff, 4 * n, 'lstmCellBackward dgates');
+    if (n <= 0) return;
+    if (!this.rowsJob(ROW_LSTM_BWD, B, H, [pg, pcp, pc, pdh, pdc, pdg])) {
+      this.ex.lstmCellBackward(B, H, pg, pcp, pc, pdh, pdc, pdg);
+    }
+  }
+
+  gruCellForward(B: number, H: number, xp: Buf, xpOff: number, hp: Buf, hpOff: number,
+    hPrev: Buf, hpvOff: number, act: Buf, aOff: number, h: Buf, hOff: number): void {
+    const n = B * H;
+    const px = this.p(xp, xpOff, 3 * n, 'gruCellForward xp');
+    const pq = this.p(hp, hpOff, 3 * n, 'gruCellForward hp');
+    const pv = this.p(hPrev, hpvOff, n, 'gruCellForward hPrev');
+    const pa = this.p(act, aOff, 3 * n, 'gruCellForward act');
+    const ph = this.p(h, hOff, n, 'gruCellForward h');
+    if (n <= 0) return;
+    if (!this.rowsJob(ROW_GRU_FWD, B, H, [px, pq, pv, pa, ph])) this.ex.gruCellForward(B, H, px, pq, pv, pa, ph);
+  }
+
+  gruCellBackward(B: number, H: number, act: Buf, aOff: number, hp: Buf, hpOff: number,
+    hPrev: Buf, hpvOff: number, dh: Buf, dhOff: number,
+    dxp: Buf, dxpOff: number, dhp: Buf, dhpOff: number, dhPrev: Buf, dhPrevOff: number): void {
+    const n = B * H;
+    const pa = this.p(act, aOff, 3 * n, 'gruCellBackward act');
+    const pq = this.p(hp, hpOff, 3 * n, 'gruCellBackward hp');
+    const pv = this.p(hPrev, hpvOff, n, 'gruCellBackward hPrev');
+    const pdh = this.p(dh, dhOff, n, 'gruCellBackward dh');
+    const pdx = this.p(dxp, dxpOff, 3 * n, 'gruCellBackward dxp');
+    const pdq = this.p(dhp, dhpOff, 3 * n, 'gruCellBackward dhp');
+    const pdv = this.p(dhPrev, dhPrevOff, n, 'gruCellBackward dhPrev');
+    if (n <= 0) return;
+    if (!this.rowsJob(ROW_GRU_BWD, B, H, [pa, pq, pv, pdh, pdx, pdq, pdv])) {
+      this.ex.gruCellBackward(B, H, pa, pq, pv, pdh, pdx, pdq, pdv);
+    }
+  }
+
+  rnnCellForward(act: Activation, B: number, H: number, a: Buf, aOff: number): void {
+    const n = B * H;
+    const pa = this.p(a, aOff, n, 'rnnCellForward a');
+    if (n > 0) this.ex.rnnCellForward(act === 'tanh' ? 0 : 1, n, pa);
+  }
+
+  rnnCellBackward(act: Activation, B: number, H: number, h: Buf, hOff: number, dh: Buf, dhOff: number,
+    da: Buf, daOff: number): void {
+    const n = B * H;
+    const ph = this.p(h, hOff, n, 'rnnCellBackward h');
+    const pdh = this.p(dh, dhOff, n, 'rnnCellBackward dh');
+    const pda = this.p(da, daOff, n, 'rnnCellBackward da');
+    if (n > 0) this.ex.rnnCellBackward(act === 'tanh' ? 0 : 1, n, ph, pdh, pda);
+  }
+
+  private checkIds(ids: Int32Array, n: number, rows: number, what: string): void {
+    for (let r = 0; r < n; r++) {
+      const id = ids[r];
+      if (!(id >= 0 && id < rows)) throw new RangeError(`rnnkit: WasmBackend: ${what}: id ${id} at ${r} outside [0, ${rows})`);
+    }
+  }
+
+  embeddingForward(n: number, dim: number, ids: Int32Array, table: Buf, out: Buf, outOff: number): void {
+    const pt = this.p(table, 0, 0, 'embeddingForward table');
+    const po = this.p(out, outOff, n * dim, 'embeddingForward out');
+    if (n <= 0 || dim <= 0) return;
+    this.checkIds(ids, n, Math.floor(table.length / dim), 'embeddingForward');
+    const pi = this.ints(ids, n, 'embeddingForward ids');
+    this.ex.embeddingForward(n, dim, pi, pt, po);
+  }
+
+  embeddingBackward(n: number, dim: number, ids: Int32Array, dOut: Buf, dOutOff: number, dTable: Buf): void {
+    const pd = this.p(dOut, dOutOff, n * dim, 'embeddingBackward dOut');
+    const pt = this.p(dTable, 0, 0, 'embeddingBackward dTable');
+    if (n <= 0 || dim <= 0) return;
+    this.checkIds(ids, n, Math.floor(dTable.length / dim), 'embeddingBackward');
+    const pi = this.ints(ids, n, 'embeddingBackward ids');
+    this.ex.embeddingBackward(n, dim, pi, pd, pt);
+  }
+
+  softmaxCrossEntropy(n: number, V: number, logits: Buf, lOff: number, targets: Int32Array,
+    dLogits: Buf | null, dOff: number, scale: number): number {
+    const pl = this.p(logits, lOff, n * V, 'softmaxCrossEntropy logits');
+    const pd = dLogits ? this.p(dLogits, dOff, n * V, 'softmaxCrossEntropy dLogits') : 0;
+    if (n <= 0) return 0;
+    if (!(targets instanceof Int32Array) || targets.length < n) throw new RangeError(`rnnkit: WasmBackend: softmaxCrossEntropy needs ${n} targets`);
+    for (let r = 0; r < n; r++) {
+      if (targets[r] >= V) throw new RangeError(`rnnkit: WasmBackend: softmaxCrossEntropy: target ${targets[r]} at ${r} >= V = ${V}`);
+    }
+    const pt = this.ints(targets, n, 'softmaxCrossEntropy targets');
+    return this.ex.softmaxCrossEntropy(n, V, pl, pt, pd, scale);
+  }
+
+  mul(n: number, a: Buf, aOff: number, b: Buf, bOff: number, y: Buf, yOff: number): void {
+    const pa = this.p(a, aOff, n, 'mul a'), pb = this.p(b, bOff, n, 'mul b'), py = this.p(y, yOff, n, 'mul y');
+    if (n > 0) this.ex.mul(n, pa, pb, py);
+  }
+  addTo(n: number, x: Buf, xOff: number, y: Buf, yOff: number): void {
+    const px = this.p(x, xOff, n, 'addTo x'), py = this.p(y, yOff, n, 'addTo y');
+    if (n > 0) this.ex.addTo(n, px, py);
+  }
+  scale(n: number, s: number, x: Buf, xOff: number): void {
+    const px = this.p(x, xOff, n, 'scale x');
+    if (n > 0) this.ex.scale(n, s, px);
+  }
+  sumSquares(n: number, x: Buf, xOff: number): number {
+    const px = this.p(x, xOff, n, 'sumSquares x');
+    return n > 0 ? this.ex.sumSquares(n, px) : 0;
+  }
+  fill(n: number, v: number, x: Buf, xOff: number): void {
+    const px = this.p(x, xOff, n, 'fill x');
+    if (n > 0) this.ex.fill(n, v, px);
+  }
+  copy(n: number, x: Buf, xOff: number, y: Buf, yOff: number): void {
+    const px = this.p(x, xOff, n, 'copy x'), py = this.p(y, yOff, n, 'copy y');
+    if (n > 0) this.ex.copy(n, px, py);
+  }
+
+  adam(n: number, p: Buf, g: Buf, m: Buf, v: Buf, lr: number, b1: number, b2: number, eps: number,
+    weightDecay: number, step: number): void {
+    const pp = this.p(p, 0, n, 'adam p'), pg = this.p(g, 0, n, 'adam g');
+    const pm = this.p(m, 0, n, 'adam m'), pv = this.p(v, 0, n, 'adam v');
+    if (n <= 0) return;
+    const bc1 = 1 - Math.pow(b1, step), bc2 = 1 - Math.pow(b2, step);
+    this.ex.adam(n, pp, pg, pm, pv, b1, b2, eps, weightDecay, lr / bc1, Math.sqrt(bc2));
+  }
+
+  sgd(n: number, p: Buf, g: Buf, mom: Buf | null, lr: number, momentum: number, weightDecay: number): void {
+    const pp = this.p(p, 0, n, 'sgd p'), pg = this.p(g, 0, n, 'sgd g');
+    const pm = mom && momentum > 0 ? this.p(mom, 0, n, 'sgd mom') : 0;
+    if (n > 0) this.ex.sgd(n, pp, pg, pm, lr, momentum, weightDecay);
+  }
+
+  /** Stop the worker threads. Buffers stay readable (their memory lives as long as the views). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.workers.length) {
+      this.ctrl[JOB] = JOB_EXIT;
+      Atomics.add(this.ctrl, GEN, 1);
+      Atomics.notify(this.ctrl, GEN);
+      for (const w of this.workers) void w.terminate().catch(() => {});
+      this.workers.length = 0;
+    }
+  }
+}
