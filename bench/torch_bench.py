@@ -213,6 +213,9 @@ def main():
             r = bench_sample(args.seed) if nm == "sample" else bench_train(nm, data, args.seconds, args.seed)
             r["blas_threads"] = blas_threads
             r["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
+            # share of the requested cores this process actually got; well under 1 at threads=1 means the
+            # shared machine was busy and the figure is low
+            r["cpu_util"] = round(r["cpu_seconds"] / (r["seconds"] * nt), 3)
             if args.json:
                 print(json.dumps(r), flush=True)
             elif nm == "sample":
