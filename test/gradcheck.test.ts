@@ -94,3 +94,46 @@ for (const cell of ['lstm', 'gru', 'rnn', 'rnn_relu'] as CellKind[]) {
     });
   }
 }
+
+// Bidirectional, dilated, strided layers and dropout between layers (masks replayed from a saved RNG state).
+const variants: { name: string; opts: Record<string, unknown>; T: number }[] = [
+  { name: 'bidirectional, 2 layers', opts: { numLayers: 2, bidirectional: true }, T: 4 },
+  { name: 'dilation [1, 2]', opts: { numLayers: 2, dilation: [1, 2] }, T: 6 },
+  { name: 'stride [2, 1], dilation [1, 3]', opts: { numLayers: 2, stride: [2, 1], dilation: [1, 3] }, T: 11 },
+  { name: 'bidirectional + stride 2 + dilation 2', opts: { numLayers: 2, bidirectional: true, stride: [1, 2], dilation: [2, 1] }, T: 8 },
+  { name: 'dropout 0.4 between 3 layers', opts: { numLayers: 3, dropout: 0.4 }, T: 4 },
+  { name: 'dropout 0.4, same mask over time, bidirectional', opts: { numLayers: 2, dropout: 0.4, dropoutSameMask: true, bidirectional: true }, T: 4 },
+];
+for (const mode of ['LSTM', 'GRU', 'RNN_TANH'] as RnnMode[]) {
+  for (const v of variants) {
+    test(`gradcheck ${mode} ${v.name}`, () => {
+      const B = 2, I = 3, H = 4, T = v.T;
+      const rng = new Rng(9);
+      const rnn = new RecurrentStack(be, mode, { inputSize: I, hiddenSize: H, seed: 4, ...v.opts });
+      const S = rnn.stateLength(B), outT = rnn.outputSteps(T), O = rnn.outputSize;
+      const rand = (n: number, a: number): Float64Array => be.alloc(n).map(() => rng.uniform(-a, a)) as Float64Array;
+      const x = rand(T * B * I, 1.5), h0 = rand(S, 0.8), c0 = rand(S, 0.8);
+      const dy = rand(outT * B * O, 1), dhN = rand(S, 1), dcN = rand(S, 1);
+      const lstm = mode === 'LSTM';
+      const rngState = rnn.rngState;
+      const loss = (): number => {
+        rnn.rngState = rngState; // the same dropout masks every time
+        const r = rnn.forward(x, 0, T, B, h0, lstm ? c0 : null, true);
+        assert.equal(r.outT, outT);
+        let s = 0;
+        for (let i = 0; i < outT * B * O; i++) s += r.out[r.outOff + i] * dy[i];
+        for (let i = 0; i < S; i++) s += r.hN[i] * dhN[i] + (r.cN ? r.cN[i] * dcN[i] : 0);
+        return s;
+      };
+      loss();
+      for (const p of rnn.parameters()) p.zeroGrad();
+      const g = rnn.backward(dy, 0, dhN, lstm ? dcN : null, true);
+      const dx = Float64Array.from(g.dx!.subarray(0, T * B * I)), dh0 = Float64Array.from(g.dh0), dc0 = g.dc0 ? Float64Array.from(g.dc0) : null;
+      const grads = rnn.parameters().map((p) => Float64Array.from(p.grad));
+      rnn.parameters().forEach((p, k) => checkBuffer(p.name, p.data, grads[k], loss, rng, 8));
+      checkBuffer('x', x, dx, loss, rng, 16);
+      checkBuffer('h0', h0, dh0, loss, rng);
+      if (dc0) checkBuffer('c0', c0, dc0, loss, rng);
+    });
+  }
+}

@@ -107,6 +107,8 @@ export interface Backend {
   sumSquares(n: number, x: Buf, xOff: number): number;
   fill(n: number, v: number, x: Buf, xOff: number): void;
   copy(n: number, x: Buf, xOff: number, y: Buf, yOff: number): void;
+  /** Y[r*ldy + j] = X[r*ldx + j] for r < rows, j < n (strided copy: concatenation, gathers). */
+  copy2d?(rows: number, n: number, X: Buf, xOff: number, ldx: number, Y: Buf, yOff: number, ldy: number): void;
 
   /**
    * One Adam step (PyTorch semantics, bias-corrected, L2 weight decay added to the gradient):

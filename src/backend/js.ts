@@ -225,6 +225,13 @@ export class JsBackend implements Backend {
     y.set(x.subarray(xOff, xOff + n), yOff);
   }
 
+  copy2d(rows: number, n: number, X: Buf, xOff: number, ldx: number, Y: Buf, yOff: number, ldy: number): void {
+    for (let r = 0; r < rows; r++) {
+      const x = xOff + r * ldx, y = yOff + r * ldy;
+      for (let j = 0; j < n; j++) Y[y + j] = X[x + j];
+    }
+  }
+
   adam(n: number, p: Buf, g: Buf, m: Buf, v: Buf, lr: number, b1: number, b2: number, eps: number,
     weightDecay: number, step: number): void {
     const bc1 = 1 - Math.pow(b1, step), bc2 = 1 - Math.pow(b2, step);

@@ -16,19 +16,22 @@ import type { LayerSizes, Workspace } from './workspace.js';
 import type { CellWeights } from './weights.js';
 
 /**
- * x: [T, B, I] at xOff. Initial state in ws.h[0], ws.c[0]; outputs h[1..T], c[1..T] in ws.
+ * x: [T, B, I] at xOff. States live in slots of ws.h / ws.c (see slots() in workspace.ts): forward, the
+ * initial state is slot 0 and the output of step t slot t+1; reversed, the initial state is slot T and
+ * the output of step t slot t, so that outputs are always in time order.
  */
 export function lstmForward(be: Backend, w: CellWeights, ws: Workspace, s: LayerSizes, x: Buf, xOff: number): void {
-  const { T, B, I, H } = s, G = 4 * H, BH = B * H;
+  const { T, B, I, H } = s, G = 4 * H, BH = B * H, rev = s.reverse === true;
   // bias = b_ih + b_hh; gates[t] = x[t] W_ih^T + bias for all t      [T*B, 4H]
   be.copy(G, w.bih.data, 0, ws.bias, 0);
   be.addTo(G, w.bhh.data, 0, ws.bias, 0);
   be.gemm(false, true, T * B, G, I, x, xOff, I, w.wih.data, 0, I, 0, ws.gates, 0, G);
   be.addRowVector(T * B, G, ws.gates, 0, ws.bias, 0, ws.gates, 0);
-  for (let t = 0; t < T; t++) {
-    // gates[t] += h[t] W_hh^T      [B, H] x [H, 4H]
-    be.gemm(false, true, B, G, H, ws.h, t * BH, H, w.whh.data, 0, H, 1, ws.gates, t * B * G, G);
-    be.lstmCellForward(B, H, ws.gates, t * B * G, ws.c, t * BH, ws.c, (t + 1) * BH, ws.h, (t + 1) * BH);
+  for (let k = 0; k < T; k++) {
+    const t = rev ? T - 1 - k : k, prev = (rev ? t + 1 : t) * BH, out = (rev ? t : t + 1) * BH;
+    // gates[t] += h_prev W_hh^T      [B, H] x [H, 4H]
+    be.gemm(false, true, B, G, H, ws.h, prev, H, w.whh.data, 0, H, 1, ws.gates, t * B * G, G);
+    be.lstmCellForward(B, H, ws.gates, t * B * G, ws.c, prev, ws.c, out, ws.h, out);
   }
 }
 
@@ -39,17 +42,19 @@ export function lstmForward(be: Backend, w: CellWeights, ws: Workspace, s: Layer
  */
 export function lstmBackward(be: Backend, w: CellWeights, ws: Workspace, s: LayerSizes, x: Buf, xOff: number,
   dy: Buf, dyOff: number, needDx: boolean): void {
-  const { T, B, I, H } = s, G = 4 * H, BH = B * H;
-  for (let t = T - 1; t >= 0; t--) {
+  const { T, B, I, H } = s, G = 4 * H, BH = B * H, rev = s.reverse === true;
+  for (let k = T - 1; k >= 0; k--) {
+    const t = rev ? T - 1 - k : k, prev = (rev ? t + 1 : t) * BH, out = (rev ? t : t + 1) * BH;
     // dh = dy[t] + dh carried from step t+1
     be.copy(BH, ws.dhc, 0, ws.dh, 0);
     be.addTo(BH, dy, dyOff + t * BH, ws.dh, 0);
-    be.lstmCellBackward(B, H, ws.gates, t * B * G, ws.c, t * BH, ws.c, (t + 1) * BH, ws.dh, 0, ws.dc, 0, ws.dgates, t * B * G);
+    be.lstmCellBackward(B, H, ws.gates, t * B * G, ws.c, prev, ws.c, out, ws.dh, 0, ws.dc, 0, ws.dgates, t * B * G);
     // dh_{t-1} = dgates[t] W_hh      [B, 4H] x [4H, H]
     be.gemm(false, false, B, H, G, ws.dgates, t * B * G, G, w.whh.data, 0, H, 0, ws.dhc, 0, H);
   }
   // Weight gradients of all steps at once.
-  be.gemm(true, false, G, H, T * B, ws.dgates, 0, G, ws.h, 0, H, 1, w.whh.grad, 0, H); // dW_hh += dgates^T h[0..T-1]
+  // dW_hh += dgates^T h_prev: the previous states of steps 0..T-1 are slots 0..T-1 (forward) or 1..T (reversed)
+  be.gemm(true, false, G, H, T * B, ws.dgates, 0, G, ws.h, rev ? BH : 0, H, 1, w.whh.grad, 0, H);
   be.gemm(true, false, G, I, T * B, ws.dgates, 0, G, x, xOff, I, 1, w.wih.grad, 0, I); // dW_ih += dgates^T x
   be.sumRows(T * B, G, ws.dgates, 0, w.bih.grad, 0);
   be.sumRows(T * B, G, ws.dgates, 0, w.bhh.grad, 0);

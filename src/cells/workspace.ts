@@ -8,6 +8,18 @@ export interface LayerSizes {
   B: number; // batch
   I: number; // input features
   H: number; // hidden units
+  /** Run the sequence backwards in time (the second direction of a bidirectional layer). */
+  reverse?: boolean;
+}
+
+/**
+ * Where states live in ws.h / ws.c, [(T+1), B, H] in slots: forward, the initial state is slot 0 and the
+ * output of step t is slot t+1; reversed, the output of step t is slot t and the initial state slot T.
+ * Either way the outputs are T consecutive slots in time order, and the previous states of steps
+ * 0..T-1 are also consecutive (slots 0..T-1 or 1..T), so each weight gradient is one multiply.
+ */
+export function slots(T: number, reverse: boolean): { init: number; final: number; outputs: number } {
+  return reverse ? { init: T, final: 0, outputs: 0 } : { init: 0, final: T, outputs: 1 };
 }
 
 export class Workspace {

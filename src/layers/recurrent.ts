@@ -1,18 +1,30 @@
 // Multi-layer recurrent networks with PyTorch's interface:
-//   new LSTM(backend, { inputSize, hiddenSize, numLayers, dropout }), likewise GRU and RNN.
-// Parameters are named weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} with PyTorch's shapes.
-// Sequences are time-major [T, B, N]. States are [numLayers, B, H].
+//   new LSTM(backend, { inputSize, hiddenSize, numLayers, bidirectional, dropout }), likewise GRU and RNN.
+// Parameters are named weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} (and *_reverse for the
+// second direction) with PyTorch's shapes. Sequences are time-major [T, B, N].
 //
-// Each layer runs its whole time loop inside one fused forward (src/cells/*.ts) and one fused backward.
+// Each layer direction runs its whole time loop inside one fused forward (src/cells/*.ts) and one fused
+// backward. Beyond PyTorch, as the lecture describes recurrent layers:
+//   - dilation d (per layer): the state at step t comes from step t-d. A time-major [T, B, N] buffer is
+//     also a [T/d, d*B, N] buffer whose d*B rows are the d interleaved sub-sequences, so a dilated layer
+//     is the plain layer run on T/d steps of d*B rows, with no copy (T must be a multiple of d).
+//   - stride s (per layer): the layer runs on every s-th step of the layer below (steps 0, s, 2s, ...)
+//     and outputs at that rate: ceil(T/s) steps.
+//   - dropout between layers, inverted, training only; `dropoutSameMask` keeps one mask for all steps.
+//   - normalization of the gate pre-activations: see src/norm (`norm: 'layer' | 'batch' | 'weight'`).
+//
+// States: for each layer k and direction, a block of [d_k*B, H] (d_k = the layer's dilation), blocks in
+// PyTorch's order (layer-major, then direction). Without dilation this is PyTorch's [L*D, B, H].
 
 import type { Activation, Backend, Buf } from '../backend/backend.js';
+import { copy2d } from '../backend/generic.js';
 import { gruBackward, gruForward } from '../cells/gru.js';
 import { lstmBackward, lstmForward } from '../cells/lstm.js';
 import { rnnBackward, rnnForward } from '../cells/rnn.js';
 import type { CellWeights } from '../cells/weights.js';
-import { Workspace, type LayerSizes } from '../cells/workspace.js';
+import { Workspace, slots, type LayerSizes } from '../cells/workspace.js';
 import { Rng } from '../util/rng.js';
-import { Param, checkSize, type HasParams } from './param.js';
+import { Param, type HasParams } from './param.js';
 
 export type RnnMode = 'LSTM' | 'GRU' | 'RNN_TANH' | 'RNN_RELU';
 
@@ -20,8 +32,16 @@ export interface RecurrentOptions {
   inputSize: number;
   hiddenSize: number;
   numLayers?: number;
+  /** Two directions per layer, outputs concatenated [forward | backward] (PyTorch semantics). */
+  bidirectional?: boolean;
   /** Dropout on the outputs of every layer but the last (training only), as in PyTorch. */
   dropout?: number;
+  /** Use one dropout mask for all time steps of a sequence (variational dropout). */
+  dropoutSameMask?: boolean;
+  /** Dilation of each layer (a number for all layers, or one per layer; default 1). */
+  dilation?: number | number[];
+  /** Stride over time of each layer (a number for all layers, or one per layer; default 1). */
+  stride?: number | number[];
   /** For the plain RNN: 'tanh' (default) or 'relu'. */
   nonlinearity?: Activation;
   /** Seed of the initialisation and dropout masks. */
@@ -29,37 +49,69 @@ export interface RecurrentOptions {
 }
 
 export interface RecurrentOutput {
-  /** Outputs of the last layer [T, B, H], at `outOff` in `out`. Valid until the next forward. */
+  /** Outputs of the last layer [outT, B, D*H], at `outOff` in `out`. Valid until the next forward. */
   out: Buf;
   outOff: number;
-  /** Final hidden state [L, B, H]. */
+  /** Output steps: T, or fewer when layers have a stride. */
+  outT: number;
+  /** Final hidden states (layout: see the top of this file; [L*D, B, H] without dilation). */
   hN: Buf;
-  /** Final cell state [L, B, H] (LSTM only, else null). */
+  /** Final cell states (LSTM only, else null). */
   cN: Buf | null;
 }
 
 export interface RecurrentGrads {
   /** Gradient w.r.t. the input sequence [T, B, I] (when requested). */
   dx: Buf | null;
-  /** Gradients w.r.t. the initial states [L, B, H]. */
+  /** Gradients w.r.t. the initial states (same layout as hN). */
   dh0: Buf;
   dc0: Buf | null;
 }
 
 const gateCount: Record<RnnMode, number> = { LSTM: 4, GRU: 3, RNN_TANH: 1, RNN_RELU: 1 };
 
-class Layer {
+/** One direction of one layer: its weights and workspace. */
+class Direction {
   readonly w: CellWeights;
   readonly ws: Workspace;
-  constructor(be: Backend, readonly mode: RnnMode, k: number, readonly I: number, readonly H: number, B: number) {
+  constructor(be: Backend, mode: RnnMode, suffix: string, readonly I: number, readonly H: number, readonly reverse: boolean) {
     const G = gateCount[mode] * H;
     this.w = {
-      wih: new Param(be, `weight_ih_l${k}`, [G, I]),
-      whh: new Param(be, `weight_hh_l${k}`, [G, H]),
-      bih: new Param(be, `bias_ih_l${k}`, [G]),
-      bhh: new Param(be, `bias_hh_l${k}`, [G]),
+      wih: new Param(be, `weight_ih_${suffix}`, [G, I]),
+      whh: new Param(be, `weight_hh_${suffix}`, [G, H]),
+      bih: new Param(be, `bias_ih_${suffix}`, [G]),
+      bhh: new Param(be, `bias_hh_${suffix}`, [G]),
     };
-    this.ws = new Workspace(be, gateCount[mode], I, H, B, mode === 'LSTM', mode === 'GRU');
+    this.ws = new Workspace(be, gateCount[mode], I, H, 1, mode === 'LSTM', mode === 'GRU');
+  }
+}
+
+/** A layer: one or two directions, its dilation and stride, and the buffers around it. */
+class Layer {
+  readonly dirs: Direction[];
+  /** Strided input [T_k, B, I] (stride > 1). */
+  gathered: Buf | null = null;
+  /** Concatenated output [T_k, B, 2H] (bidirectional). */
+  cat: Buf | null = null;
+  /** Per-direction gradient of the output [T_k, B, H] (bidirectional). */
+  dySplit: Buf[] = [];
+  /** Gradient w.r.t. the layer's (unstrided) input [T_in, B, I] (stride > 1). */
+  dxFull: Buf | null = null;
+  /** Dropout mask and dropped output [T_k, B, D*H] (for layers below the last). */
+  mask: Buf | null = null;
+  dropped: Buf | null = null;
+  cap = 0;
+  capIn = 0;
+  /** Steps of input and of output in the last forward. */
+  Tin = 0;
+  T = 0;
+  /** Where the layer's input was in the last forward. */
+  x!: Buf;
+  xOff = 0;
+  constructor(be: Backend, mode: RnnMode, k: number, readonly I: number, readonly H: number, D: number,
+    readonly dilation: number, readonly stride: number) {
+    this.dirs = [new Direction(be, mode, `l${k}`, I, H, false)];
+    if (D === 2) this.dirs.push(new Direction(be, mode, `l${k}_reverse`, I, H, true));
   }
 }
 
@@ -67,146 +119,233 @@ export class RecurrentStack implements HasParams {
   readonly inputSize: number;
   readonly hiddenSize: number;
   readonly numLayers: number;
+  readonly numDirections: number;
   readonly dropout: number;
+  readonly dropoutSameMask: boolean;
+  readonly dilations: number[];
+  readonly strides: number[];
   readonly layers: Layer[];
   private rng: Rng;
   private B = 0;
   private T = 0;
   private train = false;
-  private x: Buf | null = null;
-  private xOff = 0;
+  private stateSize = 0;
   private hN!: Buf;
   private cN!: Buf;
   private dh0!: Buf;
   private dc0!: Buf;
-  /** Dropout masks and dropped outputs between layers: [T, B, H] each. */
-  private masks: Buf[] = [];
-  private dropped: Buf[] = [];
-  private dropCap = 0;
 
   constructor(readonly be: Backend, readonly mode: RnnMode, opts: RecurrentOptions) {
     this.inputSize = opts.inputSize;
     this.hiddenSize = opts.hiddenSize;
     this.numLayers = opts.numLayers ?? 1;
+    this.numDirections = opts.bidirectional ? 2 : 1;
     this.dropout = opts.dropout ?? 0;
+    this.dropoutSameMask = opts.dropoutSameMask ?? false;
     for (const [k, v] of [['inputSize', this.inputSize], ['hiddenSize', this.hiddenSize], ['numLayers', this.numLayers]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`${mode}: ${k} must be a positive integer, got ${v}`);
     }
     if (!(this.dropout >= 0 && this.dropout < 1)) throw new Error(`${mode}: dropout must be in [0, 1), got ${this.dropout}`);
-    if (opts.nonlinearity === 'relu' && mode === 'RNN_TANH') this.mode = mode = 'RNN_RELU';
+    const perLayer = (name: string, v: number | number[] | undefined): number[] => {
+      const a = Array.isArray(v) ? v : Array(this.numLayers).fill(v ?? 1);
+      if (a.length !== this.numLayers) throw new Error(`${mode}: ${name} has ${a.length} entries for ${this.numLayers} layers`);
+      for (const d of a) if (!Number.isInteger(d) || d < 1) throw new Error(`${mode}: ${name} must be positive integers, got ${d}`);
+      return a;
+    };
+    this.dilations = perLayer('dilation', opts.dilation);
+    this.strides = perLayer('stride', opts.stride);
     this.rng = new Rng(opts.seed ?? 0);
     this.layers = [];
-    const stdv = 1 / Math.sqrt(this.hiddenSize);
+    const stdv = 1 / Math.sqrt(this.hiddenSize), D = this.numDirections;
     for (let k = 0; k < this.numLayers; k++) {
-      const layer = new Layer(be, mode, k, k === 0 ? this.inputSize : this.hiddenSize, this.hiddenSize, 1);
-      for (const p of Object.values(layer.w)) p.uniform(this.rng, -stdv, stdv); // PyTorch's reset_parameters
+      const layer = new Layer(be, mode, k, k === 0 ? this.inputSize : D * this.hiddenSize, this.hiddenSize, D, this.dilations[k], this.strides[k]);
+      for (const d of layer.dirs) for (const p of Object.values(d.w)) p.uniform(this.rng, -stdv, stdv); // PyTorch's reset_parameters
       this.layers.push(layer);
     }
     this.allocStates(1);
   }
 
+  /** Parameters in PyTorch's order: per layer, per direction, weight_ih, weight_hh, bias_ih, bias_hh. */
   parameters(): Param[] {
-    return this.layers.flatMap((l) => [l.w.wih, l.w.whh, l.w.bih, l.w.bhh]);
+    return this.layers.flatMap((l) => l.dirs.flatMap((d) => [d.w.wih, d.w.whh, d.w.bih, d.w.bhh]));
+  }
+
+  get outputSize(): number {
+    return this.numDirections * this.hiddenSize;
   }
 
   private get activation(): Activation {
     return this.mode === 'RNN_RELU' ? 'relu' : 'tanh';
   }
 
+  /** Values in the state for batch B (see the layout at the top of this file). */
+  stateLength(B: number): number {
+    return this.dilations.reduce((s, d) => s + d, 0) * this.numDirections * B * this.hiddenSize;
+  }
+
   private allocStates(B: number): void {
-    const n = this.numLayers * B * this.hiddenSize;
+    const n = this.stateLength(B);
+    for (const b of [this.hN, this.cN, this.dh0, this.dc0]) if (b) this.be.free(b);
     this.hN = this.be.alloc(n);
     this.cN = this.be.alloc(this.mode === 'LSTM' ? n : 0);
     this.dh0 = this.be.alloc(n);
     this.dc0 = this.be.alloc(this.mode === 'LSTM' ? n : 0);
     this.B = B;
+    this.stateSize = n;
   }
 
   /** Seed the dropout masks (for repeatable or resumed runs). */
   get rngState(): number[] { return this.rng.getState(); }
   set rngState(s: number[]) { this.rng.setState(s); }
 
+  /** Output steps for T input steps. */
+  outputSteps(T: number): number {
+    return this.strides.reduce((t, s) => Math.ceil(t / s), T);
+  }
+
   /**
-   * x: [T, B, inputSize] at xOff (kept by reference until backward). h0/c0: [L, B, H] or null for zeros.
+   * x: [T, B, inputSize] at xOff (kept by reference until backward). h0/c0: initial states or null for zeros.
    */
   forward(x: Buf, xOff: number, T: number, B: number, h0: Buf | null, c0: Buf | null, train: boolean): RecurrentOutput {
-    const H = this.hiddenSize, L = this.numLayers, BH = B * H;
+    const be = this.be, H = this.hiddenSize, D = this.numDirections, L = this.numLayers;
+    if (!(Number.isInteger(T) && T >= 1 && Number.isInteger(B) && B >= 1)) throw new Error(`${this.mode}: T and B must be positive integers, got T=${T}, B=${B}`);
     if (x.length - xOff < T * B * this.inputSize) {
       throw new Error(`${this.mode}: input has ${x.length - xOff} values, expected [T=${T}, B=${B}, inputSize=${this.inputSize}] = ${T * B * this.inputSize}`);
     }
-    if (h0) checkSize(`${this.mode}: h0`, h0.length, [L, B, H]);
-    if (c0 && this.mode === 'LSTM') checkSize(`${this.mode}: c0`, c0.length, [L, B, H]);
     if (B !== this.B) this.allocStates(B);
-    this.T = T; this.train = train; this.x = x; this.xOff = xOff;
-    const dropping = train && this.dropout > 0 && L > 1;
-    if (dropping && this.dropCap < T * BH) {
-      for (const b of [...this.masks, ...this.dropped]) this.be.free(b);
-      this.masks = []; this.dropped = [];
-      for (let k = 0; k < L - 1; k++) { this.masks.push(this.be.alloc(T * BH)); this.dropped.push(this.be.alloc(T * BH)); }
-      this.dropCap = T * BH;
-    }
-    let inp = x, inpOff = xOff;
+    const n = this.stateSize;
+    if (h0 && h0.length !== n) throw new Error(`${this.mode}: h0 has ${h0.length} values, expected ${this.stateShape(B)} = ${n}`);
+    if (c0 && this.mode === 'LSTM' && c0.length !== n) throw new Error(`${this.mode}: c0 has ${c0.length} values, expected ${this.stateShape(B)} = ${n}`);
+    this.T = T; this.train = train;
+    let inp = x, inpOff = xOff, Tin = T, sOff = 0;
     for (let k = 0; k < L; k++) {
-      const layer = this.layers[k], ws = layer.ws;
-      ws.ensure(T, B);
-      if (h0) this.be.copy(BH, h0, k * BH, ws.h, 0); else this.be.fill(BH, 0, ws.h, 0);
-      if (this.mode === 'LSTM') { if (c0) this.be.copy(BH, c0, k * BH, ws.c, 0); else this.be.fill(BH, 0, ws.c, 0); }
-      const s: LayerSizes = { T, B, I: layer.I, H };
-      this.cellForward(layer, s, inp, inpOff);
-      this.be.copy(BH, ws.h, T * BH, this.hN, k * BH);
-      if (this.mode === 'LSTM') this.be.copy(BH, ws.c, T * BH, this.cN, k * BH);
-      inp = ws.h; inpOff = BH;
-      if (dropping && k < L - 1) {
-        const mask = this.masks[k], keep = 1 - this.dropout, inv = 1 / keep;
-        for (let i = 0; i < T * BH; i++) mask[i] = this.rng.next() < keep ? inv : 0;
-        this.be.mul(T * BH, ws.h, BH, mask, 0, this.dropped[k], 0);
-        inp = this.dropped[k]; inpOff = 0;
+      const layer = this.layers[k], { stride: s, dilation: d, I } = layer;
+      const Tk = Math.ceil(Tin / s);
+      if (Tk % d !== 0) throw new Error(`${this.mode}: layer ${k} has dilation ${d} but runs ${Tk} steps; the steps must be a multiple of the dilation`);
+      this.ensureLayer(layer, Tin, Tk, B);
+      layer.Tin = Tin; layer.T = Tk;
+      // stride: gather steps 0, s, 2s, ... into a contiguous [Tk, B, I]
+      if (s > 1) { copy2d(be, Tk, B * I, inp, inpOff, s * B * I, layer.gathered!, 0, B * I); inp = layer.gathered!; inpOff = 0; }
+      layer.x = inp; layer.xOff = inpOff;
+      const sz: LayerSizes = { T: Tk / d, B: B * d, I, H };
+      const dBH = d * B * H;
+      for (const dir of layer.dirs) {
+        const ws = dir.ws, sl = slots(sz.T, dir.reverse);
+        ws.ensure(sz.T, sz.B);
+        if (h0) be.copy(dBH, h0, sOff, ws.h, sl.init * dBH); else be.fill(dBH, 0, ws.h, sl.init * dBH);
+        if (this.mode === 'LSTM') { if (c0) be.copy(dBH, c0, sOff, ws.c, sl.init * dBH); else be.fill(dBH, 0, ws.c, sl.init * dBH); }
+        this.cellForward(dir, { ...sz, reverse: dir.reverse }, inp, inpOff);
+        be.copy(dBH, ws.h, sl.final * dBH, this.hN, sOff);
+        if (this.mode === 'LSTM') be.copy(dBH, ws.c, sl.final * dBH, this.cN, sOff);
+        sOff += dBH;
       }
+      // the layer's output [Tk, B, D*H]
+      const o0 = layer.dirs[0], o0Off = slots(sz.T, false).outputs * dBH;
+      if (D === 1) { inp = o0.ws.h; inpOff = o0Off; }
+      else {
+        const o1 = layer.dirs[1];
+        copy2d(be, Tk * B, H, o0.ws.h, o0Off, H, layer.cat!, 0, 2 * H);
+        copy2d(be, Tk * B, H, o1.ws.h, slots(sz.T, true).outputs * dBH, H, layer.cat!, H, 2 * H);
+        inp = layer.cat!; inpOff = 0;
+      }
+      if (train && this.dropout > 0 && k < L - 1) {
+        this.fillMask(layer.mask!, Tk, B * D * H);
+        be.mul(Tk * B * D * H, inp, inpOff, layer.mask!, 0, layer.dropped!, 0);
+        inp = layer.dropped!; inpOff = 0;
+      }
+      Tin = Tk;
     }
-    const last = this.layers[L - 1].ws;
-    return { out: last.h, outOff: BH, hN: this.hN, cN: this.mode === 'LSTM' ? this.cN : null };
+    const last = this.layers[L - 1];
+    const lastOut = D === 1 ? { out: last.dirs[0].ws.h, outOff: last.dilation * B * H } : { out: last.cat!, outOff: 0 };
+    return { ...lastOut, outT: Tin, hN: this.hN, cN: this.mode === 'LSTM' ? this.cN : null };
+  }
+
+  private stateShape(B: number): string {
+    return this.dilations.every((d) => d === 1) ? `[${this.numLayers * this.numDirections}, ${B}, ${this.hiddenSize}]` : `sum over layers of [dilation*${B}, ${this.hiddenSize}] x ${this.numDirections}`;
+  }
+
+  private fillMask(mask: Buf, T: number, rowLen: number): void {
+    const keep = 1 - this.dropout, inv = 1 / keep;
+    const n = this.dropoutSameMask ? rowLen : T * rowLen;
+    for (let i = 0; i < n; i++) mask[i] = this.rng.next() < keep ? inv : 0;
+    if (this.dropoutSameMask) for (let t = 1; t < T; t++) this.be.copy(rowLen, mask, 0, mask, t * rowLen);
+  }
+
+  private ensureLayer(layer: Layer, Tin: number, Tk: number, B: number): void {
+    const be = this.be, H = this.hiddenSize, D = this.numDirections, n = Tk * B;
+    if (n > layer.cap) {
+      for (const b of [layer.gathered, layer.cat, layer.mask, layer.dropped, ...layer.dySplit]) if (b) be.free(b);
+      layer.gathered = layer.stride > 1 ? be.alloc(n * layer.I) : null;
+      layer.cat = D === 2 ? be.alloc(n * 2 * H) : null;
+      layer.dySplit = D === 2 ? [be.alloc(n * H), be.alloc(n * H)] : [];
+      layer.mask = this.dropout > 0 ? be.alloc(n * D * H) : null;
+      layer.dropped = this.dropout > 0 ? be.alloc(n * D * H) : null;
+      layer.cap = n;
+    }
+    if (layer.stride > 1 && Tin * B > layer.capIn) {
+      if (layer.dxFull) be.free(layer.dxFull);
+      layer.dxFull = be.alloc(Tin * B * layer.I);
+      layer.capIn = Tin * B;
+    }
   }
 
   /**
-   * dy: gradient w.r.t. the outputs [T, B, H]; dhN/dcN: gradients w.r.t. the final states (null = zero).
+   * dy: gradient w.r.t. the outputs [outT, B, D*H]; dhN/dcN: gradients w.r.t. the final states (null = zero).
    * Accumulates into every parameter's grad.
    */
   backward(dy: Buf, dyOff: number, dhN: Buf | null, dcN: Buf | null, needDx: boolean): RecurrentGrads {
-    if (!this.x) throw new Error(`${this.mode}: backward called before forward`);
-    const { T, B } = this, H = this.hiddenSize, L = this.numLayers, BH = B * H;
-    const dropping = this.train && this.dropout > 0 && L > 1;
+    if (this.T === 0) throw new Error(`${this.mode}: backward called before forward`);
+    const be = this.be, { B } = this, H = this.hiddenSize, L = this.numLayers, D = this.numDirections;
     let g = dy, gOff = dyOff;
+    let sEnd = this.stateSize;
     for (let k = L - 1; k >= 0; k--) {
-      const layer = this.layers[k], ws = layer.ws;
-      if (dhN) this.be.copy(BH, dhN, k * BH, ws.dhc, 0); else this.be.fill(BH, 0, ws.dhc, 0);
-      if (this.mode === 'LSTM') { if (dcN) this.be.copy(BH, dcN, k * BH, ws.dc, 0); else this.be.fill(BH, 0, ws.dc, 0); }
-      let inp: Buf, inpOff: number;
-      if (k === 0) { inp = this.x; inpOff = this.xOff; }
-      else if (dropping) { inp = this.dropped[k - 1]; inpOff = 0; }
-      else { inp = this.layers[k - 1].ws.h; inpOff = BH; }
-      const s: LayerSizes = { T, B, I: layer.I, H };
-      this.cellBackward(layer, s, inp, inpOff, g, gOff, k > 0 || needDx);
-      this.be.copy(BH, ws.dhc, 0, this.dh0, k * BH);
-      if (this.mode === 'LSTM') this.be.copy(BH, ws.dc, 0, this.dc0, k * BH);
-      g = ws.dx; gOff = 0;
-      if (dropping && k > 0) this.be.mul(T * BH, ws.dx, 0, this.masks[k - 1], 0, ws.dx, 0);
+      const layer = this.layers[k], { dilation: d, stride: s, I, T: Tk } = layer, dBH = d * B * H;
+      const sz: LayerSizes = { T: Tk / d, B: B * d, I, H };
+      const wantDx = k > 0 || needDx;
+      // gradient w.r.t. each direction's output, contiguous [Tk, B, H]
+      const dys: [Buf, number][] = D === 1 ? [[g, gOff]] : [[layer.dySplit[0], 0], [layer.dySplit[1], 0]];
+      if (D === 2) for (let j = 0; j < 2; j++) copy2d(be, Tk * B, H, g, gOff + j * H, 2 * H, layer.dySplit[j], 0, H);
+      let sOff = sEnd - D * dBH;
+      sEnd = sOff;
+      layer.dirs.forEach((dir, j) => {
+        const ws = dir.ws, off = sOff + j * dBH;
+        if (dhN) be.copy(dBH, dhN, off, ws.dhc, 0); else be.fill(dBH, 0, ws.dhc, 0);
+        if (this.mode === 'LSTM') { if (dcN) be.copy(dBH, dcN, off, ws.dc, 0); else be.fill(dBH, 0, ws.dc, 0); }
+        this.cellBackward(dir, { ...sz, reverse: dir.reverse }, layer.x, layer.xOff, dys[j][0], dys[j][1], wantDx);
+        if (j > 0 && wantDx) be.addTo(Tk * B * I, ws.dx, 0, layer.dirs[0].ws.dx, 0); // both directions read the input
+        be.copy(dBH, ws.dhc, 0, this.dh0, off);
+        if (this.mode === 'LSTM') be.copy(dBH, ws.dc, 0, this.dc0, off);
+      });
+      // the gradient w.r.t. the layer input is in the first direction's ws.dx (the second added into it)
+      let dx = layer.dirs[0].ws.dx;
+      if (s > 1 && wantDx) {
+        // scatter back to the unstrided steps; the skipped steps get zero
+        be.fill(layer.Tin * B * I, 0, layer.dxFull!, 0);
+        copy2d(be, Tk, B * I, dx, 0, B * I, layer.dxFull!, 0, s * B * I);
+        dx = layer.dxFull!;
+      }
+      if (k > 0 && this.train && this.dropout > 0) {
+        const below = this.layers[k - 1];
+        be.mul(below.T * B * D * H, dx, 0, below.mask!, 0, dx, 0);
+      }
+      g = dx; gOff = 0;
     }
-    return { dx: needDx ? this.layers[0].ws.dx : null, dh0: this.dh0, dc0: this.mode === 'LSTM' ? this.dc0 : null };
+    return { dx: needDx ? g : null, dh0: this.dh0, dc0: this.mode === 'LSTM' ? this.dc0 : null };
   }
 
-  private cellForward(layer: Layer, s: LayerSizes, x: Buf, xOff: number): void {
+  private cellForward(dir: Direction, s: LayerSizes, x: Buf, xOff: number): void {
     switch (this.mode) {
-      case 'LSTM': return lstmForward(this.be, layer.w, layer.ws, s, x, xOff);
-      case 'GRU': return gruForward(this.be, layer.w, layer.ws, s, x, xOff);
-      default: return rnnForward(this.be, this.activation, layer.w, layer.ws, s, x, xOff);
+      case 'LSTM': return lstmForward(this.be, dir.w, dir.ws, s, x, xOff);
+      case 'GRU': return gruForward(this.be, dir.w, dir.ws, s, x, xOff);
+      default: return rnnForward(this.be, this.activation, dir.w, dir.ws, s, x, xOff);
     }
   }
 
-  private cellBackward(layer: Layer, s: LayerSizes, x: Buf, xOff: number, dy: Buf, dyOff: number, needDx: boolean): void {
+  private cellBackward(dir: Direction, s: LayerSizes, x: Buf, xOff: number, dy: Buf, dyOff: number, needDx: boolean): void {
     switch (this.mode) {
-      case 'LSTM': return lstmBackward(this.be, layer.w, layer.ws, s, x, xOff, dy, dyOff, needDx);
-      case 'GRU': return gruBackward(this.be, layer.w, layer.ws, s, x, xOff, dy, dyOff, needDx);
-      default: return rnnBackward(this.be, this.activation, layer.w, layer.ws, s, x, xOff, dy, dyOff, needDx);
+      case 'LSTM': return lstmBackward(this.be, dir.w, dir.ws, s, x, xOff, dy, dyOff, needDx);
+      case 'GRU': return gruBackward(this.be, dir.w, dir.ws, s, x, xOff, dy, dyOff, needDx);
+      default: return rnnBackward(this.be, this.activation, dir.w, dir.ws, s, x, xOff, dy, dyOff, needDx);
     }
   }
 }
