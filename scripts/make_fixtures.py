@@ -50,6 +50,7 @@ C. test/fixtures/optim.json
    }
 """
 import json
+import math
 import os
 import sys
 
@@ -240,6 +241,176 @@ def optim_fixture(seed=1234):
     write("optim.json", obj)
 
 
+
+# ---------------------------------------------------------------------------------------------------------
+# D. PyTorch interop: test/fixtures/torch_<rnn_type>_l<L>.safetensors + torch_interop.json + torch_text.txt
+#
+# A small word_language_model-style byte LM (V=256), trained briefly in float32 with Adam (dropout 0.1), saved
+# as a safetensors file written by hand (8-byte little-endian header length, JSON header, raw float32 bytes),
+# keys as in model.state_dict() (encoder.weight, rnn.weight_ih_l0, ..., decoder.weight, decoder.bias) and
+# __metadata__ {"rnn_type": "LSTM"|"GRU"|"RNN_TANH"|"RNN_RELU", "vocab": "bytes"}.
+# torch_interop.json: {"text": "torch_text.txt", "models": [{"file", "rnn_type", "E", "H", "L", "seed",
+#   "bpc": PyTorch's bits per byte on the text (one stream from a zero state, every byte after the first
+#   predicted; computed in float64 from the saved float32 weights), "bpc_float32": the same in float32,
+#   "logits_head": float64 logits of the first 3 positions, [3*256]}]}
+# `--check-export FILE` loads a safetensors file in that form (e.g. from `rnnkit export --format torch`) into
+# PyTorch and prints {"bpc", "logits_head"} on torch_text.txt as JSON.
+
+TORCH_TRAIN_TEXT = (
+    "Anarchism is a political philosophy that advocates self-governed societies based on voluntary "
+    "institutions. These are often described as stateless societies, although several authors have defined "
+    "them more specifically as institutions based on non-hierarchical free associations. The word is "
+    "composed from the word anarchy and the suffix -ism, themselves derived respectively from the Greek "
+    "anarchos, meaning without rulers. Autism is a disorder of neural development characterized by impaired "
+    "social interaction and communication, and by restricted and repetitive behavior. "
+)
+# The evaluation text: held-out English plus multi-byte UTF-8 and two bytes that are not UTF-8 at all
+# (0xff, 0xc3 0x28), which the byte vocabulary takes as they are.
+TORCH_EVAL_TEXT = (
+    "The word anarchism is composed from the word anarchy and the suffix -ism. Anarchists advocate "
+    "societies based on voluntary free associations; na\u00efve caf\u00e9 \u00fcber \u043c\u0438\u0440 "
+    "\u2014 the state is described as harmful. "
+).encode("utf-8") + b"\xff bad \xc3\x28 bytes. Autism is a disorder of neural development.\n"
+
+TORCH_RNN_TYPES = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}
+
+
+class TorchCharLM(nn.Module):
+    """pytorch/examples word_language_model RNNModel (no weight tying), float32, with dropout."""
+
+    def __init__(self, rnn_type, V, E, H, L, dropout=0.0):
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.encoder = nn.Embedding(V, E)
+        self.rnn = make_rnn(TORCH_RNN_TYPES[rnn_type], E, H, L)
+        self.decoder = nn.Linear(H, V)
+        nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
+        nn.init.zeros_(self.decoder.bias)
+        nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+
+    def forward(self, ids, hidden=None):
+        emb = self.drop(self.encoder(ids))
+        out, hidden = self.rnn(emb, hidden)
+        return self.decoder(self.drop(out)), hidden
+
+
+def write_safetensors(path, state, metadata):
+    """The safetensors format by hand: u64 LE header length, JSON header, raw little-endian float32 data."""
+    import struct
+    header = {"__metadata__": metadata}
+    blobs, off = [], 0
+    for name, t in state.items():
+        b = t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def read_safetensors(path):
+    import struct
+    import numpy as np
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n].decode("utf-8"))
+    meta = header.pop("__metadata__", {})
+    base = 8 + n
+    out = {}
+    for name, e in header.items():
+        assert e["dtype"] == "F32", (name, e["dtype"])
+        a, b = e["data_offsets"]
+        arr = np.frombuffer(raw[base + a:base + b], dtype="<f4").reshape(e["shape"])
+        out[name] = torch.from_numpy(arr.copy())
+    return out, meta
+
+
+def torch_model_from_state(state, meta):
+    rnn_type = meta["rnn_type"]
+    V, E = state["encoder.weight"].shape
+    H = state["rnn.weight_hh_l0"].shape[1]
+    L = 0
+    while ("rnn.weight_ih_l%d" % L) in state:
+        L += 1
+    model = TorchCharLM(rnn_type, V, E, H, L)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def stream_bpc(model, data, dtype):
+    """One stream from a zero state; every byte after the first predicted. Returns (bpc, logits [N-1, V])."""
+    ids = torch.tensor(list(data), dtype=torch.long).view(-1, 1)
+    with torch.no_grad():
+        logits, _ = model.to(dtype)(ids[:-1])
+        logits = logits.view(-1, logits.shape[-1])
+        nats = F.cross_entropy(logits, ids[1:].view(-1), reduction="sum").item()
+    return nats / (len(data) - 1) / math.log(2), logits
+
+
+def torch_interop_fixture(rnn_type, L, seed, E=8, H=24, steps=300, T=32, B=8):
+    import copy
+    torch.manual_seed(seed)
+    model = TorchCharLM(rnn_type, 256, E, H, L, dropout=0.1).float()
+    data = torch.tensor(list(TORCH_TRAIN_TEXT.encode("utf-8")) * 4, dtype=torch.long)
+    rows = len(data) // B
+    stream = data[:rows * B].view(B, rows).t().contiguous()  # batchify: [rows, B]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    hidden, pos = None, 0
+    for _ in range(steps):
+        if pos + T + 1 > rows:
+            pos, hidden = 0, None
+        x, y = stream[pos:pos + T], stream[pos + 1:pos + T + 1]
+        pos += T
+        if hidden is not None:
+            hidden = tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+        logits, hidden = model(x, hidden)
+        loss = F.cross_entropy(logits.view(-1, 256), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25 * 20)
+        opt.step()
+    model.eval()
+    state = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
+    name = "torch_%s_l%d.safetensors" % (rnn_type.lower(), L)
+    path = os.path.join(OUT_DIR, name)
+    write_safetensors(path, state, {"rnn_type": rnn_type, "vocab": "bytes"})
+    # Reload what was written (float32 values exactly) and evaluate in float64 and float32.
+    st, meta = read_safetensors(path)
+    ref = torch_model_from_state(st, meta)
+    bpc64, logits64 = stream_bpc(copy.deepcopy(ref), TORCH_EVAL_TEXT, torch.float64)
+    bpc32, _ = stream_bpc(copy.deepcopy(ref), TORCH_EVAL_TEXT, torch.float32)
+    print("%-28s %7.1f KB  bpc %.6f (float32 %.6f)" % (name, os.path.getsize(path) / 1024.0, bpc64, bpc32))
+    return {"file": name, "rnn_type": rnn_type, "E": E, "H": H, "L": L, "seed": seed, "trainSteps": steps,
+            "bpc": num(bpc64), "bpc_float32": num(bpc32), "logits_head": flat(logits64[:3])}
+
+
+def torch_interop_fixtures():
+    with open(os.path.join(OUT_DIR, "torch_text.txt"), "wb") as f:
+        f.write(TORCH_EVAL_TEXT)
+    models = [
+        torch_interop_fixture("LSTM", 2, seed=401),
+        torch_interop_fixture("GRU", 1, seed=402),
+        torch_interop_fixture("RNN_TANH", 1, seed=403),
+        torch_interop_fixture("RNN_RELU", 1, seed=404),
+    ]
+    write("torch_interop.json", {"text": "torch_text.txt", "vocab": "bytes", "models": models})
+
+
+def check_export(path):
+    """Load a safetensors char LM (e.g. written by `rnnkit export --format torch`) and print its bpc on the text."""
+    st, meta = read_safetensors(path)
+    model = torch_model_from_state(st, meta)
+    bpc, logits = stream_bpc(model, TORCH_EVAL_TEXT, torch.float64)
+    print(json.dumps({"bpc": bpc, "logits_head": flat(logits[:3])}))
+
+
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     print("torch", torch.__version__, file=sys.stderr)
@@ -253,7 +424,14 @@ def main():
     charlm_fixture("gru", 1, seed=303)
     charlm_fixture("rnn_tanh", 1, seed=304)
     optim_fixture()
+    torch_interop_fixtures()
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--check-export":
+        check_export(sys.argv[2])
+    elif len(sys.argv) == 2 and sys.argv[1] == "--torch-interop":
+        os.makedirs(OUT_DIR, exist_ok=True)
+        torch_interop_fixtures()
+    else:
+        main()

@@ -4,6 +4,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { registerBench } from './bench.js';
 import { registerEval } from './eval.js';
+import { registerExport } from './export.js';
 import { registerSample } from './sample.js';
 import { registerTrain } from './train.js';
 
@@ -19,6 +20,7 @@ registerTrain(program);
 registerSample(program);
 registerEval(program);
 registerBench(program);
+registerExport(program);
 
 try {
   await program.parseAsync(process.argv);
