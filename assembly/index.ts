@@ -81,7 +81,31 @@ function packA(tA: i32, A: usize, lda: i32, i0: i32, mc: i32, p0: i32, kc: i32, 
   for (let ir = 0; ir < mc; ir += MR) {
     const mr = min(MR, mc - ir);
     const dst = Ap + (<usize>(ir * kc) << 2);
-    if (!tA) {
+    if (!tA && mr == 4 && MR == 4) {
+      // 4 rows of A read along k, transposed 4x4 at a time into [k][r]
+      const step = <usize>lda << 2;
+      const r0 = at(A, (i0 + ir) * lda + p0), r1 = r0 + step, r2 = r1 + step, r3 = r2 + step;
+      let k = 0;
+      for (; k + 4 <= kc; k += 4) {
+        const o = <usize>k << 2;
+        const d = dst + (o << 2);
+        const x0 = v128.load(r0 + o), x1 = v128.load(r1 + o), x2 = v128.load(r2 + o), x3 = v128.load(r3 + o);
+        const t0 = v128.shuffle<f32>(x0, x1, 0, 4, 1, 5);
+        const t1 = v128.shuffle<f32>(x0, x1, 2, 6, 3, 7);
+        const t2 = v128.shuffle<f32>(x2, x3, 0, 4, 1, 5);
+        const t3 = v128.shuffle<f32>(x2, x3, 2, 6, 3, 7);
+        v128.store(d, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+        v128.store(d, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7), 16);
+        v128.store(d, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), 32);
+        v128.store(d, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7), 48);
+      }
+      for (; k < kc; k++) {
+        const o = <usize>k << 2;
+        const d = dst + (o << 2);
+        store<f32>(d, load<f32>(r0 + o)); store<f32>(d, load<f32>(r1 + o), 4);
+        store<f32>(d, load<f32>(r2 + o), 8); store<f32>(d, load<f32>(r3 + o), 12);
+      }
+    } else if (!tA) {
       for (let r = 0; r < mr; r++) {
         let src = at(A, (i0 + ir + r) * lda + p0);
         let d = dst + (<usize>r << 2);
@@ -195,6 +219,34 @@ function packB(tB: i32, B: usize, ldb: i32, p0: i32, kc: i32, j0: i32, nc: i32, 
  */
 export function gemm(tA: i32, tB: i32, M: i32, N: i32, K: i32, A: usize, lda: i32, B: usize, ldb: i32,
   beta: i32, C: usize, ldc: i32, m0: i32, m1: i32, n0: i32, n1: i32, ws: usize): void {
+  gemmImpl(tA, tB, M, N, K, A, lda, B, ldb, beta, C, ldc, m0, m1, n0, n1, ws, 0, 0);
+}
+
+/** Bytes of a pre-packed op(B) [K, N] (see packBFull). */
+export function packedBytes(K: i32, N: i32): i32 {
+  return ((N + NR - 1) / NR) * NR * K * 4;
+}
+
+/**
+ * Pack all of op(B) [K, N] once (a weight matrix used by many multiplies): KC-row blocks, each
+ * holding its NR-column panels; block pc starts at element pc*Npad, panel j at +j*kc.
+ */
+export function packBFull(tB: i32, K: i32, N: i32, B: usize, ldb: i32, dst: usize): void {
+  const Npad = ((N + NR - 1) / NR) * NR;
+  for (let pc = 0; pc < K; pc += KC) {
+    const kc = min(KC, K - pc);
+    packB(tB, B, ldb, pc, kc, 0, N, dst + (<usize>(pc * Npad) << 2));
+  }
+}
+
+/** gemm with op(B) pre-packed by packBFull (n0 must be a multiple of NR). */
+export function gemmPacked(tA: i32, M: i32, N: i32, K: i32, A: usize, lda: i32, Bpk: usize,
+  beta: i32, C: usize, ldc: i32, m0: i32, m1: i32, n0: i32, n1: i32, ws: usize): void {
+  gemmImpl(tA, 0, M, N, K, A, lda, 0, 0, beta, C, ldc, m0, m1, n0, n1, ws, Bpk, ((N + NR - 1) / NR) * NR);
+}
+
+function gemmImpl(tA: i32, tB: i32, M: i32, N: i32, K: i32, A: usize, lda: i32, B: usize, ldb: i32,
+  beta: i32, C: usize, ldc: i32, m0: i32, m1: i32, n0: i32, n1: i32, ws: usize, Bpk: usize, Npad: i32): void {
   if (m1 <= m0 || n1 <= n0) return;
   if (K <= 0) {
     if (beta == 0) {
@@ -212,13 +264,15 @@ export function gemm(tA: i32, tB: i32, M: i32, N: i32, K: i32, A: usize, lda: i3
     for (let pc = 0; pc < K; pc += KC) {
       const kc = min(KC, K - pc);
       const first = pc == 0 && beta == 0;
-      packB(tB, B, ldb, pc, kc, jc, nc, Bp);
+      let Bb = Bp;
+      if (Bpk) Bb = Bpk + (<usize>(pc * Npad + jc * kc) << 2);
+      else packB(tB, B, ldb, pc, kc, jc, nc, Bp);
       for (let ic = m0; ic < m1; ic += MC) {
         const mc = min(MC, m1 - ic);
         packA(tA, A, lda, ic, mc, pc, kc, Ap);
         for (let jr = 0; jr < nc; jr += NR) {
           const nr = min(NR, nc - jr);
-          const bp = Bp + (<usize>(jr * kc) << 2);
+          const bp = Bb + (<usize>(jr * kc) << 2);
           for (let ir = 0; ir < mc; ir += MR) {
             const mr = min(MR, mc - ir);
             const ap = Ap + (<usize>(ir * kc) << 2);
@@ -760,4 +814,10 @@ export function sgd(n: i32, p: usize, g: usize, mom: usize, lr: f64, momentum: f
     }
     store<f32>(pp, <f32>(pv - lr * d));
   }
+}
+
+/** Y[r*ldy + j] = X[r*ldx + j] for r < rows, j < n (strides in elements). */
+export function copy2d(rows: i32, n: i32, X: usize, ldx: i32, Y: usize, ldy: i32): void {
+  const nb = <usize>n << 2;
+  for (let r = 0; r < rows; r++) memory.copy(at(Y, r * ldy), at(X, r * ldx), nb);
 }

@@ -153,6 +153,18 @@ for (const cfg of configs) {
       }
     });
 
+    T('packB + gemmPacked: same cases as gemm', (be) => {
+      for (const c of gemmCases) {
+        const A = up(be, c.A), B = up(be, c.B), C = up(be, c.C0);
+        const P = be.packB(c.tB, c.K, c.N, B, c.bOff, c.ldb);
+        B.fill(NaN); // the packed copy is a snapshot
+        be.gemmPacked(c.tA, c.M, A, c.aOff, c.lda, P, c.beta, C, c.cOff, c.ldc);
+        close(C, c.expected, GEMM_RTOL, c.atol * GEMM_RTOL / 1e-5, `gemmPacked ${c.label}`);
+        be.freePacked(P);
+        be.free(A); be.free(B); be.free(C);
+      }
+    });
+
     T('gemm: K = 0 and empty shapes', (be) => {
       const A = be.alloc(16), B = be.alloc(16), C = be.alloc(6);
       C.fill(NaN);
@@ -318,6 +330,10 @@ for (const cfg of configs) {
         close(yW, y, 0, 0, `fill ${n}`);
         js.copy(n, a, 1, y, 0); be.copy(n, aW, 1, yW, 0);
         close(yW, y, 0, 0, `copy ${n}`);
+        const rows = 3, X = randArray(2 + rows * (n + 3), r), Y = new Float32Array(1 + rows * (n + 5)).fill(NaN);
+        const XW = up(be, X), YW = up(be, Y);
+        js.copy2d(rows, n, X, 2, n + 3, Y, 1, n + 5); be.copy2d(rows, n, XW, 2, n + 3, YW, 1, n + 5);
+        close(YW, Y, 0, 0, `copy2d ${n}`);
       }
     });
 

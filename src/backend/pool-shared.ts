@@ -3,13 +3,14 @@
 
 /** Int32 slots of the control SharedArrayBuffer. */
 export const GEN = 0; // job generation: bumped by the main thread to start a job
-export const DONE = 1; // number of workers that finished the current job
+export const DONE = 1; // number of chunks of the current job finished
 export const WSLEEP = 2; // number of workers blocked in Atomics.wait on GEN
 export const MSLEEP = 3; // 1 while the main thread is blocked in Atomics.wait on DONE
-export const ERR = 4; // set to 1 by a worker whose kernel threw
+export const ERR = 4; // set to 1 by a thread whose kernel threw
 export const JOB = 5; // job kind (JOB_*)
-export const PARTS = 6; // number of parts the job is split into (part 0 = main thread)
+export const PARTS = 6; // number of chunks the job is split into
 export const SPLIT = 7; // 0: split along N, 1: split along M
+export const NEXT = 63; // next chunk to claim: (generation & 0x7fff) << 16 | chunk index
 export const ARGS = 8; // job arguments from here on
 export const CTRL_INTS = 64;
 
@@ -17,6 +18,7 @@ export const JOB_EXIT = -1;
 export const JOB_GEMM = 1; // packed gemm
 export const JOB_GEMM_SMALL = 2; // small-M gemm without packing
 export const JOB_ROWS = 3; // a row-parallel elementwise kernel (see ROW_* kinds)
+export const JOB_GEMM_PACKED = 4; // gemm with op(B) pre-packed (G_B = packed pointer)
 
 // Argument slots of a gemm job (relative to ARGS).
 export const G_TA = 0, G_TB = 1, G_M = 2, G_N = 3, G_K = 4, G_A = 5, G_LDA = 6, G_B = 7, G_LDB = 8,
@@ -61,6 +63,11 @@ export interface KernelExports {
   sumSquares(n: number, x: number): number;
   fill(n: number, v: number, x: number): void;
   copy(n: number, x: number, y: number): void;
+  copy2d(rows: number, n: number, X: number, ldx: number, Y: number, ldy: number): void;
+  packedBytes(K: number, N: number): number;
+  packBFull(tB: number, K: number, N: number, B: number, ldb: number, dst: number): void;
+  gemmPacked(tA: number, M: number, N: number, K: number, A: number, lda: number, Bpk: number,
+    beta: number, C: number, ldc: number, m0: number, m1: number, n0: number, n1: number, ws: number): void;
   adam(n: number, p: number, g: number, m: number, v: number, b1: number, b2: number, eps: number,
     wd: number, stepSize: number, sqrtBc2: number): void;
   sgd(n: number, p: number, g: number, mom: number, lr: number, momentum: number, wd: number): void;
@@ -90,18 +97,44 @@ export function kernelImports(memory: WasmMemory): object {
   };
 }
 
-/** Run part `idx` of the job described in ctrl (shared by main thread and workers). */
-export function runPart(ex: KernelExports, ctrl: Int32Array, idx: number, ws: number): void {
+/**
+ * Claim and run chunks of job generation `gen` until none is left (main thread and workers alike).
+ * Chunks are claimed dynamically, so a thread that is descheduled (a busy machine) delays nothing:
+ * the others take its share. The claim word carries the generation, so a late thread never runs a
+ * chunk of a job it did not read the arguments of.
+ */
+export function runChunks(ex: KernelExports, ctrl: Int32Array, gen: number, ws: number): void {
+  const tag = gen & 0x7fff;
+  for (;;) {
+    const v = Atomics.load(ctrl, NEXT);
+    if (v >>> 16 !== tag) return;
+    const idx = v & 0xffff;
+    if (idx >= ctrl[PARTS]) return;
+    if (Atomics.compareExchange(ctrl, NEXT, v, v + 1) !== v) continue;
+    try {
+      runPart(ex, ctrl, idx, ws);
+    } catch {
+      Atomics.store(ctrl, ERR, 1);
+    }
+    Atomics.add(ctrl, DONE, 1);
+    if (Atomics.load(ctrl, MSLEEP) !== 0) Atomics.notify(ctrl, DONE);
+  }
+}
+
+/** Run chunk `idx` of the job described in ctrl. */
+function runPart(ex: KernelExports, ctrl: Int32Array, idx: number, ws: number): void {
   const job = ctrl[JOB];
   const parts = ctrl[PARTS];
-  if (idx >= parts) return;
   const a = ARGS;
-  if (job === JOB_GEMM || job === JOB_GEMM_SMALL) {
+  if (job === JOB_GEMM || job === JOB_GEMM_SMALL || job === JOB_GEMM_PACKED) {
     const M = ctrl[a + G_M], N = ctrl[a + G_N];
     let m0 = 0, m1 = M, n0 = 0, n1 = N;
     if (ctrl[SPLIT] === 0) [n0, n1] = partRange(N, ctrl[a + G_NR], parts, idx);
     else [m0, m1] = partRange(M, ctrl[a + G_MR], parts, idx);
-    if (job === JOB_GEMM) {
+    if (job === JOB_GEMM_PACKED) {
+      ex.gemmPacked(ctrl[a + G_TA], M, N, ctrl[a + G_K], ctrl[a + G_A] >>> 0, ctrl[a + G_LDA],
+        ctrl[a + G_B] >>> 0, ctrl[a + G_BETA], ctrl[a + G_C] >>> 0, ctrl[a + G_LDC], m0, m1, n0, n1, ws);
+    } else if (job === JOB_GEMM) {
       ex.gemm(ctrl[a + G_TA], ctrl[a + G_TB], M, N, ctrl[a + G_K], ctrl[a + G_A] >>> 0, ctrl[a + G_LDA],
         ctrl[a + G_B] >>> 0, ctrl[a + G_LDB], ctrl[a + G_BETA], ctrl[a + G_C] >>> 0, ctrl[a + G_LDC],
         m0, m1, n0, n1, ws);

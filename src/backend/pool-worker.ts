@@ -3,7 +3,7 @@
 // microseconds while jobs come back to back (the recurrent time loop) and no CPU while idle.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { WA, DONE, ERR, GEN, JOB, JOB_EXIT, MSLEEP, WSLEEP, kernelImports, runPart } from './pool-shared.js';
+import { WA, GEN, JOB, JOB_EXIT, WSLEEP, kernelImports, runChunks } from './pool-shared.js';
 import type { KernelExports, WasmMemory, WasmModule } from './pool-shared.js';
 
 interface WorkerInit {
@@ -40,12 +40,6 @@ for (;;) {
   }
   gen = g;
   if (ctrl[JOB] === JOB_EXIT) break;
-  try {
-    runPart(ex, ctrl, init.index, init.ws);
-  } catch (e) {
-    Atomics.store(ctrl, ERR, 1);
-  }
-  Atomics.add(ctrl, DONE, 1);
-  if (Atomics.load(ctrl, MSLEEP) !== 0) Atomics.notify(ctrl, DONE);
+  runChunks(ex, ctrl, gen, init.ws);
 }
 parentPort!.close();
