@@ -16,6 +16,12 @@ export type DType = 'float32' | 'float64';
 
 export type Activation = 'tanh' | 'relu';
 
+/** A backend's packed snapshot of a gemm operand op(B) [K, N] (see Backend.packB). Opaque. */
+export interface PackedB {
+  readonly K: number;
+  readonly N: number;
+}
+
 export interface Backend {
   readonly name: string;
   readonly dtype: DType;
@@ -38,6 +44,18 @@ export interface Backend {
     B: Buf, bOff: number, ldb: number,
     beta: 0 | 1, C: Buf, cOff: number, ldc: number,
   ): void;
+
+  /**
+   * Optional: pack op(B) [K, N] once (a weight matrix multiplied at every time step) for `gemmPacked`.
+   * The packed copy is a snapshot: later writes to B do not reach it (pack again after an optimizer
+   * step). Release it with `freePacked`. Saves the per-call packing: 5-10% of a recurrent step.
+   */
+  packB?(transB: boolean, K: number, N: number, B: Buf, bOff: number, ldb: number): PackedB;
+  /** Optional: C = beta*C + op(A) · P, with P = op(B) [K, N] from packB; same semantics as gemm. */
+  gemmPacked?(transA: boolean, M: number, A: Buf, aOff: number, lda: number, P: PackedB,
+    beta: 0 | 1, C: Buf, cOff: number, ldc: number): void;
+  /** Optional: release a PackedB. */
+  freePacked?(P: PackedB): void;
 
   /** Y[r, :] = X[r, :] + b  for r < rows (Y may be X).  Row length n, rows contiguous. */
   addRowVector(rows: number, n: number, X: Buf, xOff: number, b: Buf, bOff: number, Y: Buf, yOff: number): void;
