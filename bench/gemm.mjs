@@ -1,5 +1,5 @@
 // Micro benchmark of the WasmBackend gemm on the recurrent step shapes (and a few others).
-// Usage: node bench/gemm.mjs [--threads 1,2] [--builds simd,relaxed] [--shapes step|all] [--ms 600]
+// Usage: node bench/gemm.mjs [--threads 1,2] [--builds simd,relaxed] [--shapes step|all] [--ms 600] [--packed] [--json]
 // Prints GFLOP/s by wall clock and by process CPU time (the second is what engine-notes.md reports
 // for one thread; on a shared machine the first is lower when other processes hold the cores).
 import { createWasmBackend } from '../dist/src/backend/wasm.js';
@@ -10,6 +10,8 @@ const threadsList = opt('threads', '1,2').split(',').map(Number);
 const builds = opt('builds', 'simd,relaxed').split(',');
 const ms = Number(opt('ms', '600'));
 const json = args.includes('--json');
+// --packed: also time gemmPacked (weights packed once, as a layer would do per pass)
+const packedModes = args.includes('--packed') ? [false, true] : [false];
 
 // [label, transA, transB, M, N, K]
 const stepShapes = [
@@ -37,11 +39,16 @@ for (const build of builds) {
       console.log(`${build} threads=${threads}: unavailable (${e.message})`);
       continue;
     }
-    for (const [label, ta, tb, M, N, K] of shapes) {
+    for (const [label0, ta, tb, M, N, K] of shapes) for (const packed of packedModes) {
+      const label = packed ? label0 + ' packed' : label0;
       const A = be.alloc(M * K), B = be.alloc(K * N), C = be.alloc(M * N);
       rand(A); rand(B);
       const lda = ta ? M : K, ldb = tb ? K : N;
-      const run = () => be.gemm(ta, tb, M, N, K, A, 0, lda, B, 0, ldb, 1, C, 0, N);
+      let P = null;
+      const run = packed
+        ? () => be.gemmPacked(ta, M, A, 0, lda, P, 1, C, 0, N)
+        : () => be.gemm(ta, tb, M, N, K, A, 0, lda, B, 0, ldb, 1, C, 0, N);
+      if (packed) P = be.packB(tb, K, N, B, 0, ldb);
       // warm-up: let TurboFan tier up
       const w0 = performance.now();
       while (performance.now() - w0 < 400) run();
@@ -59,7 +66,8 @@ for (const build of builds) {
         us_per_call: +((wall / it) * 1e6).toFixed(1),
       };
       if (json) console.log(JSON.stringify(r));
-      else console.log(`${r.build.padEnd(13)} t=${threads} ${label.padEnd(30)} ${String(r.gflops_wall).padStart(6)} GFLOP/s wall  ${String(r.gflops_per_cpu_s).padStart(6)} per CPU-s  ${r.us_per_call} us/call`);
+      else console.log(`${r.build.padEnd(13)} t=${threads} ${label.padEnd(37)} ${String(r.gflops_wall).padStart(6)} GFLOP/s wall  ${String(r.gflops_per_cpu_s).padStart(6)} per CPU-s  ${r.us_per_call} us/call`);
+      if (P) be.freePacked(P);
       be.free(A); be.free(B); be.free(C);
     }
     be.dispose();

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import type { Activation, Backend, Buf } from './backend.js';
+import type { Activation, Backend, Buf, PackedB as PackedBBase } from './backend.js';
 import {
   ARGS, CTRL_INTS, DONE, ERR, GEN, G_A, G_B, G_BETA, G_C, G_K, G_LDA, G_LDB, G_LDC, G_M, G_MR, G_N, G_NR,
   G_TA, G_TB, JOB, JOB_EXIT, JOB_GEMM, JOB_GEMM_PACKED, JOB_GEMM_SMALL, JOB_ROWS, MSLEEP, PARTS, R_H, R_KIND, R_P, R_ROWS,
@@ -107,11 +107,10 @@ interface FreeBlock { ptr: number; size: number }
  * forward/backward pass instead of once per time step saves 5-10% of a recurrent step's multiply.
  * Later writes to the source buffer do not reach the snapshot: pack again after the weights change.
  */
-export interface PackedB {
-  readonly K: number;
-  readonly N: number;
+export interface PackedB extends PackedBBase {
   /** @internal */ readonly ptr: number;
   /** @internal */ readonly owner: WasmBackend;
+  /** @internal */ live: boolean;
 }
 
 export class WasmBackend implements Backend {
@@ -380,13 +379,14 @@ export class WasmBackend implements Backend {
     const bytes = Math.max(64, this.ex.packedBytes(K, N));
     const ptr = this.rawAlloc(bytes);
     if (K > 0 && N > 0) this.ex.packBFull(transB ? 1 : 0, K, N, pb, ldb, ptr);
-    return { K, N, ptr, owner: this };
+    return { K, N, ptr, owner: this, live: true };
   }
 
   /** C = beta*C + op(A) · P, with P from packB (op(B) [K, N]); op(A) [M, K]. */
-  gemmPacked(transA: boolean, M: number, A: Buf, aOff: number, lda: number, P: PackedB,
+  gemmPacked(transA: boolean, M: number, A: Buf, aOff: number, lda: number, Pb: PackedBBase,
     beta: 0 | 1, C: Buf, cOff: number, ldc: number): void {
-    if (P.owner !== this || !this.sizes.has(P.ptr)) throw new TypeError('rnnkit: gemmPacked: not a live PackedB of this backend');
+    const P = Pb as PackedB;
+    if (P.owner !== this || !P.live) throw new TypeError('rnnkit: gemmPacked: not a live PackedB of this backend');
     const { K, N } = P;
     const pa = this.p(A, aOff, M > 0 && K > 0 ? (transA ? (K - 1) * lda + M : (M - 1) * lda + K) : 0, 'gemmPacked A');
     const pc = this.p(C, cOff, M > 0 && N > 0 ? (M - 1) * ldc + N : 0, 'gemmPacked C');
@@ -408,8 +408,12 @@ export class WasmBackend implements Backend {
   }
 
   /** Release a PackedB. */
-  freePacked(P: PackedB): void {
-    if (P.owner === this) this.rawFree(P.ptr);
+  freePacked(Pb: PackedBBase): void {
+    const P = Pb as PackedB;
+    if (P.owner === this && P.live) {
+      P.live = false;
+      this.rawFree(P.ptr);
+    }
   }
 
   addRowVector(rows: number, n: number, X: Buf, xOff: number, b: Buf, bOff: number, Y: Buf, yOff: number): void {
