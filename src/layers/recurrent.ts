@@ -21,7 +21,10 @@ import { copy2d } from '../backend/generic.js';
 import { gruBackward, gruForward } from '../cells/gru.js';
 import { lstmBackward, lstmForward } from '../cells/lstm.js';
 import { rnnBackward, rnnForward } from '../cells/rnn.js';
+import { NormWorkspace, normCellBackward, normCellForward, type CellType } from '../cells/normalized.js';
 import type { CellWeights } from '../cells/weights.js';
+import { GateNorm, type NormKind, type NormOptions, type NormSite } from '../norm/norm.js';
+import { WeightNorm } from '../norm/weightnorm.js';
 import { Workspace, slots, type LayerSizes } from '../cells/workspace.js';
 import { Rng } from '../util/rng.js';
 import { Param, type HasParams } from './param.js';
@@ -44,6 +47,11 @@ export interface RecurrentOptions {
   stride?: number | number[];
   /** For the plain RNN: 'tanh' (default) or 'relu'. */
   nonlinearity?: Activation;
+  /**
+   * Normalization: 'layer' (layer norm of the gate pre-activations and the LSTM cell state), 'batch'
+   * (recurrent batch norm, statistics per time step), 'weight' (weight norm of W_ih and W_hh), or options.
+   */
+  norm?: NormKind | NormOptions;
   /** Seed of the initialisation and dropout masks. */
   seed?: number;
 }
@@ -69,12 +77,17 @@ export interface RecurrentGrads {
 }
 
 const gateCount: Record<RnnMode, number> = { LSTM: 4, GRU: 3, RNN_TANH: 1, RNN_RELU: 1 };
+const cellType: Record<RnnMode, CellType> = { LSTM: 'lstm', GRU: 'gru', RNN_TANH: 'rnn', RNN_RELU: 'rnn' };
 
-/** One direction of one layer: its weights and workspace. */
+/** One direction of one layer: its weights, workspace and normalization. */
 class Direction {
   readonly w: CellWeights;
   readonly ws: Workspace;
-  constructor(be: Backend, mode: RnnMode, suffix: string, readonly I: number, readonly H: number, readonly reverse: boolean) {
+  readonly norm: GateNorm | null = null;
+  readonly wn: WeightNorm[] = [];
+  readonly nws: NormWorkspace;
+  constructor(be: Backend, mode: RnnMode, suffix: string, readonly I: number, readonly H: number, readonly reverse: boolean,
+    norm: NormOptions | null) {
     const G = gateCount[mode] * H;
     this.w = {
       wih: new Param(be, `weight_ih_${suffix}`, [G, I]),
@@ -83,6 +96,19 @@ class Direction {
       bhh: new Param(be, `bias_hh_${suffix}`, [G]),
     };
     this.ws = new Workspace(be, gateCount[mode], I, H, 1, mode === 'LSTM', mode === 'GRU');
+    this.nws = new NormWorkspace(be, gateCount[mode], H);
+    if (norm && (norm.kind === 'layer' || norm.kind === 'batch')) {
+      const sites: [NormSite, number][] = [['x', G], ['h', G]];
+      if (mode === 'LSTM') sites.push(['c', H]);
+      this.norm = new GateNorm(be, norm, sites, suffix);
+    }
+  }
+
+  /** The parameters an optimizer updates (weight norm replaces W by its g and v). */
+  parameters(): Param[] {
+    const w = this.w;
+    const own = this.wn.length ? [...this.wn[0].parameters(), ...this.wn[1].parameters(), w.bih, w.bhh] : [w.wih, w.whh, w.bih, w.bhh];
+    return this.norm ? [...own, ...this.norm.parameters()] : own;
   }
 }
 
@@ -108,10 +134,12 @@ class Layer {
   /** Where the layer's input was in the last forward. */
   x!: Buf;
   xOff = 0;
+  /** Valid steps [T_k, B] at this layer's rate (variable-length batches). */
+  valid: Uint8Array | null = null;
   constructor(be: Backend, mode: RnnMode, k: number, readonly I: number, readonly H: number, D: number,
-    readonly dilation: number, readonly stride: number) {
-    this.dirs = [new Direction(be, mode, `l${k}`, I, H, false)];
-    if (D === 2) this.dirs.push(new Direction(be, mode, `l${k}_reverse`, I, H, true));
+    readonly dilation: number, readonly stride: number, norm: NormOptions | null) {
+    this.dirs = [new Direction(be, mode, `l${k}`, I, H, false, norm)];
+    if (D === 2) this.dirs.push(new Direction(be, mode, `l${k}_reverse`, I, H, true, norm));
   }
 }
 
@@ -125,7 +153,9 @@ export class RecurrentStack implements HasParams {
   readonly dilations: number[];
   readonly strides: number[];
   readonly layers: Layer[];
+  readonly norm: NormOptions | null;
   private rng: Rng;
+  private lengths: Int32Array | null = null;
   private B = 0;
   private T = 0;
   private train = false;
@@ -154,20 +184,34 @@ export class RecurrentStack implements HasParams {
     };
     this.dilations = perLayer('dilation', opts.dilation);
     this.strides = perLayer('stride', opts.stride);
+    const norm = typeof opts.norm === 'string' ? { kind: opts.norm } : opts.norm ?? null;
+    if (norm && !['none', 'layer', 'batch', 'weight'].includes(norm.kind)) throw new Error(`${mode}: norm must be none, layer, batch or weight, got '${norm.kind}'`);
+    this.norm = norm && norm.kind !== 'none' ? norm : null;
     this.rng = new Rng(opts.seed ?? 0);
     this.layers = [];
     const stdv = 1 / Math.sqrt(this.hiddenSize), D = this.numDirections;
     for (let k = 0; k < this.numLayers; k++) {
-      const layer = new Layer(be, mode, k, k === 0 ? this.inputSize : D * this.hiddenSize, this.hiddenSize, D, this.dilations[k], this.strides[k]);
-      for (const d of layer.dirs) for (const p of Object.values(d.w)) p.uniform(this.rng, -stdv, stdv); // PyTorch's reset_parameters
+      const layer = new Layer(be, mode, k, k === 0 ? this.inputSize : D * this.hiddenSize, this.hiddenSize, D, this.dilations[k], this.strides[k], this.norm);
+      for (const d of layer.dirs) {
+        for (const p of Object.values(d.w)) p.uniform(this.rng, -stdv, stdv); // PyTorch's reset_parameters
+        if (this.norm?.kind === 'weight') d.wn.push(new WeightNorm(be, d.w.wih), new WeightNorm(be, d.w.whh));
+      }
       this.layers.push(layer);
     }
     this.allocStates(1);
   }
 
-  /** Parameters in PyTorch's order: per layer, per direction, weight_ih, weight_hh, bias_ih, bias_hh. */
+  /**
+   * Parameters in PyTorch's order: per layer, per direction, weight_ih, weight_hh, bias_ih, bias_hh (with weight
+   * norm: weight_ih_*_g, weight_ih_*_v, ... as torch.nn.utils.weight_norm names them), then any γ/β.
+   */
   parameters(): Param[] {
-    return this.layers.flatMap((l) => l.dirs.flatMap((d) => [d.w.wih, d.w.whh, d.w.bih, d.w.bhh]));
+    return this.layers.flatMap((l) => l.dirs.flatMap((d) => d.parameters()));
+  }
+
+  /** Training (batch statistics) or inference (population statistics) for batch norm. */
+  private setTraining(train: boolean): void {
+    for (const l of this.layers) for (const d of l.dirs) if (d.norm) d.norm.training = train;
   }
 
   get outputSize(): number {
@@ -206,7 +250,8 @@ export class RecurrentStack implements HasParams {
   /**
    * x: [T, B, inputSize] at xOff (kept by reference until backward). h0/c0: initial states or null for zeros.
    */
-  forward(x: Buf, xOff: number, T: number, B: number, h0: Buf | null, c0: Buf | null, train: boolean): RecurrentOutput {
+  forward(x: Buf, xOff: number, T: number, B: number, h0: Buf | null, c0: Buf | null, train: boolean,
+    lengths: Int32Array | null = null): RecurrentOutput {
     const be = this.be, H = this.hiddenSize, D = this.numDirections, L = this.numLayers;
     if (!(Number.isInteger(T) && T >= 1 && Number.isInteger(B) && B >= 1)) throw new Error(`${this.mode}: T and B must be positive integers, got T=${T}, B=${B}`);
     if (x.length - xOff < T * B * this.inputSize) {
@@ -216,14 +261,25 @@ export class RecurrentStack implements HasParams {
     const n = this.stateSize;
     if (h0 && h0.length !== n) throw new Error(`${this.mode}: h0 has ${h0.length} values, expected ${this.stateShape(B)} = ${n}`);
     if (c0 && this.mode === 'LSTM' && c0.length !== n) throw new Error(`${this.mode}: c0 has ${c0.length} values, expected ${this.stateShape(B)} = ${n}`);
-    this.T = T; this.train = train;
-    let inp = x, inpOff = xOff, Tin = T, sOff = 0;
+    if (lengths) {
+      if (lengths.length !== B) throw new Error(`${this.mode}: lengths has ${lengths.length} entries for a batch of ${B}`);
+      for (const l of lengths) if (!(Number.isInteger(l) && l >= 0 && l <= T)) throw new Error(`${this.mode}: lengths must be integers in [0, ${T}], got ${l}`);
+    }
+    this.T = T; this.train = train; this.lengths = lengths;
+    this.setTraining(train);
+    for (const l of this.layers) for (const d of l.dirs) for (const wn of d.wn) wn.compute();
+    let inp = x, inpOff = xOff, Tin = T, sOff = 0, rate = 1;
     for (let k = 0; k < L; k++) {
       const layer = this.layers[k], { stride: s, dilation: d, I } = layer;
       const Tk = Math.ceil(Tin / s);
       if (Tk % d !== 0) throw new Error(`${this.mode}: layer ${k} has dilation ${d} but runs ${Tk} steps; the steps must be a multiple of the dilation`);
       this.ensureLayer(layer, Tin, Tk, B);
       layer.Tin = Tin; layer.T = Tk;
+      rate *= s;
+      if (lengths) {
+        if (!layer.valid || layer.valid.length < Tk * B) layer.valid = new Uint8Array(Tk * B);
+        for (let t = 0; t < Tk; t++) for (let b = 0; b < B; b++) layer.valid[t * B + b] = t * rate < lengths[b] ? 1 : 0;
+      }
       // stride: gather steps 0, s, 2s, ... into a contiguous [Tk, B, I]
       if (s > 1) { copy2d(be, Tk, B * I, inp, inpOff, s * B * I, layer.gathered!, 0, B * I); inp = layer.gathered!; inpOff = 0; }
       layer.x = inp; layer.xOff = inpOff;
@@ -234,7 +290,7 @@ export class RecurrentStack implements HasParams {
         ws.ensure(sz.T, sz.B);
         if (h0) be.copy(dBH, h0, sOff, ws.h, sl.init * dBH); else be.fill(dBH, 0, ws.h, sl.init * dBH);
         if (this.mode === 'LSTM') { if (c0) be.copy(dBH, c0, sOff, ws.c, sl.init * dBH); else be.fill(dBH, 0, ws.c, sl.init * dBH); }
-        this.cellForward(dir, { ...sz, reverse: dir.reverse }, inp, inpOff);
+        this.cellForward(dir, { ...sz, reverse: dir.reverse }, inp, inpOff, layer);
         be.copy(dBH, ws.h, sl.final * dBH, this.hN, sOff);
         if (this.mode === 'LSTM') be.copy(dBH, ws.c, sl.final * dBH, this.cN, sOff);
         sOff += dBH;
@@ -311,7 +367,7 @@ export class RecurrentStack implements HasParams {
         const ws = dir.ws, off = sOff + j * dBH;
         if (dhN) be.copy(dBH, dhN, off, ws.dhc, 0); else be.fill(dBH, 0, ws.dhc, 0);
         if (this.mode === 'LSTM') { if (dcN) be.copy(dBH, dcN, off, ws.dc, 0); else be.fill(dBH, 0, ws.dc, 0); }
-        this.cellBackward(dir, { ...sz, reverse: dir.reverse }, layer.x, layer.xOff, dys[j][0], dys[j][1], wantDx);
+        this.cellBackward(dir, { ...sz, reverse: dir.reverse }, layer.x, layer.xOff, dys[j][0], dys[j][1], wantDx, layer);
         if (j > 0 && wantDx) be.addTo(Tk * B * I, ws.dx, 0, layer.dirs[0].ws.dx, 0); // both directions read the input
         be.copy(dBH, ws.dhc, 0, this.dh0, off);
         if (this.mode === 'LSTM') be.copy(dBH, ws.dc, 0, this.dc0, off);
@@ -330,10 +386,17 @@ export class RecurrentStack implements HasParams {
       }
       g = dx; gOff = 0;
     }
+    for (const l of this.layers) for (const d of l.dirs) for (const wn of d.wn) wn.backward();
     return { dx: needDx ? g : null, dh0: this.dh0, dc0: this.mode === 'LSTM' ? this.dc0 : null };
   }
 
-  private cellForward(dir: Direction, s: LayerSizes, x: Buf, xOff: number): void {
+  private normArgs(dir: Direction, layer: Layer) {
+    const mask = this.lengths ? layer.valid!.subarray(0, layer.T * this.B) : null;
+    return { be: this.be, cell: cellType[this.mode], act: this.activation, w: dir.w, ws: dir.ws, nws: dir.nws, norm: dir.norm, mask };
+  }
+
+  private cellForward(dir: Direction, s: LayerSizes, x: Buf, xOff: number, layer: Layer): void {
+    if (dir.norm || this.lengths) return normCellForward(this.normArgs(dir, layer), s, x, xOff);
     switch (this.mode) {
       case 'LSTM': return lstmForward(this.be, dir.w, dir.ws, s, x, xOff);
       case 'GRU': return gruForward(this.be, dir.w, dir.ws, s, x, xOff);
@@ -341,7 +404,8 @@ export class RecurrentStack implements HasParams {
     }
   }
 
-  private cellBackward(dir: Direction, s: LayerSizes, x: Buf, xOff: number, dy: Buf, dyOff: number, needDx: boolean): void {
+  private cellBackward(dir: Direction, s: LayerSizes, x: Buf, xOff: number, dy: Buf, dyOff: number, needDx: boolean, layer: Layer): void {
+    if (dir.norm || this.lengths) return normCellBackward(this.normArgs(dir, layer), s, x, xOff, dy, dyOff, needDx);
     switch (this.mode) {
       case 'LSTM': return lstmBackward(this.be, dir.w, dir.ws, s, x, xOff, dy, dyOff, needDx);
       case 'GRU': return gruBackward(this.be, dir.w, dir.ws, s, x, xOff, dy, dyOff, needDx);

@@ -1,0 +1,213 @@
+// Normalization inside recurrent cells (the lecture's third part):
+//
+//   layer norm (Ba et al. 2016):  y = γ ⊙ (x - mean_row(x)) / sqrt(var_row(x) + ε) + β   per row, no batch dependence
+//   recurrent batch norm (Cooijmans et al. 2016):
+//       h_t = f(BN(W_h h_{t-1}; β_h, γ_h) + BN(W_x x_t; β_x, γ_x) + b),  LSTM: h_t = o ⊙ tanh(BN(c_t; β_c, γ_c))
+//     with separate mean/variance per time step (statistics over the batch rows of that step), population
+//     statistics per step for inference (steps past the longest training length reuse the last), γ
+//     initialised to 0.1. Rows whose sequence has ended (a mask) are left out of the statistics.
+//     γ/β are shared by all steps, or one set per step (`perStepAffine`), the slide's "one cell, many steps:
+//     which weights?".
+//
+// A GateNorm holds the γ/β of one layer direction for the three places a cell normalizes ('x': the input
+// projection, 'h': the hidden projection, 'c': the LSTM cell state), the saved x̂ and 1/σ for the backward,
+// and, for batch norm, the population statistics. The kernels are plain loops over the backend's buffers,
+// which every backend exposes as typed arrays.
+
+import type { Backend, Buf } from '../backend/backend.js';
+import { Param } from '../layers/param.js';
+
+export type NormKind = 'none' | 'layer' | 'batch' | 'weight';
+export type NormSite = 'x' | 'h' | 'c';
+
+export interface NormOptions {
+  kind: NormKind;
+  eps?: number;
+  /** Batch norm: momentum of the population statistics (PyTorch's convention), default 0.1. */
+  momentum?: number;
+  /** Batch norm: initial γ, default 0.1 (Cooijmans et al.); layer norm uses 1. */
+  gammaInit?: number;
+  /** Batch norm: one γ/β per time step instead of shared (needs maxSteps). */
+  perStepAffine?: boolean;
+  /** Batch norm: steps with their own population statistics (later steps reuse the last), default 1024. */
+  maxSteps?: number;
+}
+
+interface Site {
+  n: number;
+  gamma: Param;
+  beta: Param;
+  /** Saved normalized values [T, B, n] and inverse std: per row [T*B] (layer) or per step and feature [T, n] (batch). */
+  xhat: Buf;
+  rstd: Buf;
+  /** Batch norm population statistics [maxSteps, n], and how many steps have statistics. */
+  popMean: Float64Array | null;
+  popVar: Float64Array | null;
+}
+
+export class GateNorm {
+  readonly kind: 'layer' | 'batch';
+  readonly eps: number;
+  readonly momentum: number;
+  readonly perStep: boolean;
+  readonly maxSteps: number;
+  private sites = new Map<NormSite, Site>();
+  /** Steps seen in training, for the population statistics of batch norm. */
+  seenSteps = 0;
+  private cap = 0;
+  private B = 0;
+  training = true;
+  /** Valid rows per step: mask[t*B + b] = 1 while sequence b is running (batch statistics only). */
+  mask: Uint8Array | null = null;
+
+  constructor(private be: Backend, opts: NormOptions, sites: [NormSite, number][], suffix: string) {
+    if (opts.kind !== 'layer' && opts.kind !== 'batch') throw new Error(`GateNorm: kind must be layer or batch, got ${opts.kind}`);
+    this.kind = opts.kind;
+    this.eps = opts.eps ?? 1e-5;
+    this.momentum = opts.momentum ?? 0.1;
+    this.perStep = this.kind === 'batch' && (opts.perStepAffine ?? false);
+    this.maxSteps = opts.maxSteps ?? 1024;
+    const g0 = opts.gammaInit ?? (this.kind === 'batch' ? 0.1 : 1);
+    for (const [site, n] of sites) {
+      const rows = this.perStep ? this.maxSteps : 1;
+      const gamma = new Param(be, `norm_${site === 'x' ? 'ih' : site === 'h' ? 'hh' : 'c'}_weight_${suffix}`, this.perStep ? [rows, n] : [n]);
+      const beta = new Param(be, `norm_${site === 'x' ? 'ih' : site === 'h' ? 'hh' : 'c'}_bias_${suffix}`, this.perStep ? [rows, n] : [n]);
+      gamma.data.fill(g0);
+      this.sites.set(site, {
+        n, gamma, beta, xhat: be.alloc(0), rstd: be.alloc(0),
+        popMean: this.kind === 'batch' ? new Float64Array(this.maxSteps * n) : null,
+        popVar: this.kind === 'batch' ? new Float64Array(this.maxSteps * n).fill(1) : null,
+      });
+    }
+  }
+
+  parameters(): Param[] {
+    return [...this.sites.values()].flatMap((s) => [s.gamma, s.beta]);
+  }
+
+  has(site: NormSite): boolean {
+    return this.sites.has(site);
+  }
+
+  /** Room for T steps of B rows. */
+  ensure(T: number, B: number): void {
+    if (T * B <= this.cap && B === this.B) return;
+    for (const s of this.sites.values()) {
+      this.be.free(s.xhat); this.be.free(s.rstd);
+      s.xhat = this.be.alloc(T * B * s.n);
+      s.rstd = this.be.alloc(this.kind === 'layer' ? T * B : T * s.n);
+    }
+    this.cap = T * B; this.B = B;
+  }
+
+  /** Y[t] = N(X[t]) for the B rows of step t (X may be Y). */
+  forward(site: NormSite, t: number, B: number, X: Buf, xOff: number, Y: Buf, yOff: number): void {
+    const s = this.sites.get(site)!, n = s.n, xh = s.xhat, xo = t * B * n;
+    const g = s.gamma.data, b = s.beta.data, a = this.perStep ? Math.min(t, this.maxSteps - 1) * n : 0;
+    if (this.kind === 'layer') {
+      for (let r = 0; r < B; r++) {
+        const x = xOff + r * n;
+        let mean = 0;
+        for (let j = 0; j < n; j++) mean += X[x + j];
+        mean /= n;
+        let v = 0;
+        for (let j = 0; j < n; j++) { const d = X[x + j] - mean; v += d * d; }
+        const rs = 1 / Math.sqrt(v / n + this.eps);
+        s.rstd[t * B + r] = rs;
+        const y = yOff + r * n, h = xo + r * n;
+        for (let j = 0; j < n; j++) { const z = (X[x + j] - mean) * rs; xh[h + j] = z; Y[y + j] = g[a + j] * z + b[a + j]; }
+      }
+      return;
+    }
+    // batch norm: statistics over the valid rows of this step, per feature
+    const mask = this.mask, m = mask ? mask.subarray(t * B, t * B + B) : null;
+    let count = 0;
+    for (let r = 0; r < B; r++) if (!m || m[r]) count++;
+    const pt = Math.min(t, this.maxSteps - 1) * n, rso = t * n;
+    for (let j = 0; j < n; j++) {
+      let mean: number, variance: number;
+      if (this.training) {
+        if (count === 0) { mean = 0; variance = 1; }
+        else {
+          mean = 0;
+          for (let r = 0; r < B; r++) if (!m || m[r]) mean += X[xOff + r * n + j];
+          mean /= count;
+          variance = 0;
+          for (let r = 0; r < B; r++) if (!m || m[r]) { const d = X[xOff + r * n + j] - mean; variance += d * d; }
+          variance /= count;
+          if (t < this.maxSteps) {
+            const unbiased = count > 1 ? variance * count / (count - 1) : variance;
+            s.popMean![pt + j] = (1 - this.momentum) * s.popMean![pt + j] + this.momentum * mean;
+            s.popVar![pt + j] = (1 - this.momentum) * s.popVar![pt + j] + this.momentum * unbiased;
+          }
+        }
+      } else {
+        const q = Math.min(t, Math.max(this.seenSteps, 1) - 1, this.maxSteps - 1) * n;
+        mean = s.popMean![q + j]; variance = s.popVar![q + j];
+      }
+      const rs = 1 / Math.sqrt(variance + this.eps);
+      s.rstd[rso + j] = rs;
+      for (let r = 0; r < B; r++) {
+        const z = (X[xOff + r * n + j] - mean) * rs;
+        xh[xo + r * n + j] = z;
+        Y[yOff + r * n + j] = g[a + j] * z + b[a + j];
+      }
+    }
+    if (this.training) this.seenSteps = Math.max(this.seenSteps, Math.min(t + 1, this.maxSteps));
+  }
+
+  /** dX[t] = ∂/∂X of the step-t normalization given dY (dX may be dY); accumulates dγ, dβ. */
+  backward(site: NormSite, t: number, B: number, dY: Buf, dyOff: number, dX: Buf, dxOff: number): void {
+    const s = this.sites.get(site)!, n = s.n, xh = s.xhat, xo = t * B * n;
+    const g = s.gamma.data, dg = s.gamma.grad, db = s.beta.grad, a = this.perStep ? Math.min(t, this.maxSteps - 1) * n : 0;
+    if (this.kind === 'layer') {
+      for (let r = 0; r < B; r++) {
+        const dy = dyOff + r * n, h = xo + r * n, rs = s.rstd[t * B + r];
+        let m1 = 0, m2 = 0;
+        for (let j = 0; j < n; j++) {
+          const gy = dY[dy + j] * g[a + j];
+          m1 += gy; m2 += gy * xh[h + j];
+          dg[a + j] += dY[dy + j] * xh[h + j]; db[a + j] += dY[dy + j];
+        }
+        m1 /= n; m2 /= n;
+        const dx = dxOff + r * n;
+        for (let j = 0; j < n; j++) dX[dx + j] = rs * (dY[dy + j] * g[a + j] - m1 - xh[h + j] * m2);
+      }
+      return;
+    }
+    const m = this.mask ? this.mask.subarray(t * B, t * B + B) : null;
+    let count = 0;
+    for (let r = 0; r < B; r++) if (!m || m[r]) count++;
+    for (let j = 0; j < n; j++) {
+      const rs = s.rstd[t * n + j];
+      if (!this.training) { // population statistics are constants
+        for (let r = 0; r < B; r++) {
+          const dy = dY[dyOff + r * n + j];
+          dg[a + j] += dy * xh[xo + r * n + j]; db[a + j] += dy;
+          dX[dxOff + r * n + j] = dy * g[a + j] * rs;
+        }
+        continue;
+      }
+      let m1 = 0, m2 = 0;
+      for (let r = 0; r < B; r++) {
+        if (m && !m[r]) continue;
+        const dy = dY[dyOff + r * n + j], z = xh[xo + r * n + j];
+        m1 += dy * g[a + j]; m2 += dy * g[a + j] * z;
+        dg[a + j] += dy * z; db[a + j] += dy;
+      }
+      if (count > 0) { m1 /= count; m2 /= count; }
+      for (let r = 0; r < B; r++) {
+        const i = r * n + j;
+        if (m && !m[r]) { dX[dxOff + i] = 0; continue; }
+        dX[dxOff + i] = rs * (dY[dyOff + i] * g[a + j] - m1 - xh[xo + i] * m2);
+      }
+    }
+  }
+
+  /** Population statistics (batch norm) to save with a model. */
+  statistics(): Record<string, Float64Array> {
+    const out: Record<string, Float64Array> = {};
+    for (const [k, s] of this.sites) if (s.popMean) { out[`${k}.mean`] = s.popMean; out[`${k}.var`] = s.popVar!; }
+    return out;
+  }
+}
