@@ -7,6 +7,7 @@ import { registerEval } from './eval.js';
 import { registerExport } from './export.js';
 import { registerSample } from './sample.js';
 import { registerTrain } from './train.js';
+import { registerTask } from './task.js';
 
 const program = new Command();
 program
@@ -21,6 +22,7 @@ registerSample(program);
 registerEval(program);
 registerBench(program);
 registerExport(program);
+registerTask(program);
 
 try {
   await program.parseAsync(process.argv);
