@@ -1,9 +1,11 @@
 // The five task shapes of `rnnkit task`.
 
+import { oneToOne } from './bagclassifier.js';
 import { manyToOne } from './langid.js';
+import { synced } from './synced.js';
 import type { TaskDef } from './task.js';
 
-export const TASKS: TaskDef[] = [manyToOne];
+export const TASKS: TaskDef[] = [oneToOne, manyToOne, synced];
 
 export function findTask(name: string): TaskDef {
   const t = TASKS.find((x) => x.name === name);

@@ -1,0 +1,120 @@
+// one-to-one: a plain MLP on fixed features — the language of a sentence from its bag of hashed character
+// n-grams (fastText-style): EmbeddingBag(buckets, E, mode) -> MLP [E, hidden, classes] (ReLU).
+// No sequence processing at all: one input vector, one output. Metric: accuracy on the held-out sentences.
+
+import type { Backend, Buf } from '../backend/backend.js';
+import { EmbeddingBag, type BagMode } from '../layers/embeddingbag.js';
+import { MLP } from '../layers/mlp.js';
+import { Param, namedParameters } from '../layers/param.js';
+import { textBags, type NgramConfig, ngramConfig } from '../text/ngrams.js';
+import { Rng } from '../util/rng.js';
+import {
+  TaskOptimizer, accuracy, argmaxRows, confusionMatrix, formatConfusion, loadSentences, loadTaskModel, runBudget,
+  saveTaskModel, shuffle, splitTrainTest, type Sentence,
+} from './common.js';
+import type { TaskDef, TaskResult, TaskTrainOptions } from './task.js';
+
+export interface BagClassifierConfig {
+  ngrams: NgramConfig;
+  mode: BagMode;
+  embedding: number;
+  hidden: number;
+  classes: number;
+}
+
+export class BagClassifier {
+  readonly bag: EmbeddingBag;
+  readonly mlp: MLP;
+  readonly params: Map<string, Param>;
+  private feats: Buf;
+  private dlogits: Buf;
+  private logits: Buf | null = null;
+  private n = 0;
+
+  constructor(readonly be: Backend, readonly config: BagClassifierConfig, seed = 1) {
+    const rng = new Rng(seed);
+    this.bag = new EmbeddingBag(be, config.ngrams.buckets, config.embedding, config.mode, rng);
+    this.mlp = new MLP(be, [config.embedding, config.hidden, config.classes], 'relu', rng);
+    this.params = namedParameters({ embedding: this.bag, mlp: this.mlp });
+    this.feats = be.alloc(0); this.dlogits = be.alloc(0);
+  }
+
+  parameters(): Param[] { return [...this.params.values()]; }
+
+  /** Logits [texts, classes]. */
+  forward(texts: string[]): Buf {
+    const { ids, offsets } = textBags(texts, this.config.ngrams), n = texts.length, E = this.config.embedding;
+    if (this.feats.length < n * E) { this.be.free(this.feats); this.be.free(this.dlogits); this.feats = this.be.alloc(n * E); this.dlogits = this.be.alloc(n * this.config.classes); }
+    this.n = n;
+    this.bag.forward(ids, offsets, this.feats, 0);
+    return (this.logits = this.mlp.forward(n, this.feats, 0));
+  }
+
+  backward(labels: Int32Array): number {
+    const { n } = this, C = this.config.classes;
+    const loss = this.be.softmaxCrossEntropy(n, C, this.logits!, 0, labels, this.dlogits, 0, 1 / n) / n;
+    const dx = this.mlp.backward(this.dlogits, 0, true)!;
+    this.bag.backward(dx, 0);
+    return loss;
+  }
+}
+
+function evaluate(model: BagClassifier, test: Sentence[], labels: string[]): TaskResult {
+  const gold: number[] = [], pred: number[] = [];
+  for (let i = 0; i < test.length; i += 128) {
+    const chunk = test.slice(i, i + 128);
+    pred.push(...argmaxRows(chunk.length, labels.length, model.forward(chunk.map((s) => s.text))));
+    gold.push(...chunk.map((s) => labels.indexOf(s.lang)));
+  }
+  const confusion = confusionMatrix(gold, pred, labels.length);
+  const counts = labels.map((_, c) => gold.filter((g) => g === c).length);
+  return { task: 'one-to-one', metric: 'accuracy', value: accuracy(gold, pred), baseline: Math.max(...counts) / Math.max(1, gold.length), examples: gold.length, labels, confusion, confusionText: formatConfusion(confusion, labels) };
+}
+
+export function trainBag(be: Backend, o: TaskTrainOptions): TaskResult {
+  const all = loadSentences(o.data);
+  let { train, test } = splitTrainTest(all);
+  if (o.limit) { train = train.slice(0, o.limit); test = test.slice(0, Math.ceil(o.limit / 4)); }
+  const labels = [...new Set(all.map((s) => s.lang))].sort();
+  const mode = (o.model ?? 'mean') as BagMode;
+  const config: BagClassifierConfig = { ngrams: ngramConfig({ buckets: 1 << 16 }), mode, embedding: o.embedding ?? 32, hidden: o.hidden ?? 64, classes: labels.length };
+  const model = new BagClassifier(be, config, o.seed);
+  const opt = new TaskOptimizer(be, model.parameters(), o.lr ?? 1e-2);
+  const rng = new Rng(o.seed), B = Math.min(o.batch ?? 32, train.length);
+  let order = shuffle(train, rng), pos = 0, epochs = 0;
+  const run = runBudget(o, () => {
+    if (pos + B > order.length) { order = shuffle(train, rng); pos = 0; epochs++; }
+    const chunk = order.slice(pos, pos + B); pos += B;
+    opt.zeroGrad();
+    model.forward(chunk.map((s) => s.text));
+    const loss = model.backward(Int32Array.from(chunk, (s) => labels.indexOf(s.lang)));
+    opt.step();
+    return loss;
+  }, (i, loss, sec) => o.log?.(`step ${i}  loss ${loss.toFixed(4)}  ${sec.toFixed(0)} s`));
+  if (o.out) saveTaskModel(o.out, 'one-to-one', config, model.params, { labels });
+  return { ...evaluate(model, test, labels), mode, steps: run.steps, seconds: run.seconds, epochs, train_loss: run.loss, train_examples: train.length };
+}
+
+function load(be: Backend, file: string): { model: BagClassifier; labels: string[] } {
+  const f = loadTaskModel(file, 'one-to-one');
+  const model = new BagClassifier(be, f.config);
+  f.restore(model.params);
+  return { model, labels: f.extra.labels };
+}
+
+export const oneToOne: TaskDef = {
+  name: 'one-to-one',
+  summary: 'language of a sentence from its bag of hashed character n-grams, with a plain MLP',
+  details: 'data: bundled sentences (en, de, ru); model: EmbeddingBag(2^16 buckets, --model mean | sum | sqrt) -> MLP; metric: accuracy',
+  train: trainBag,
+  evaluate(be, o) {
+    const { model, labels } = load(be, o.checkpoint);
+    let { test } = splitTrainTest(loadSentences(o.data));
+    if (o.limit) test = test.slice(0, o.limit);
+    return evaluate(model, test.filter((s) => labels.includes(s.lang)), labels);
+  },
+  predict(be, checkpoint, inputs) {
+    const { model, labels } = load(be, checkpoint);
+    return argmaxRows(inputs.length, labels.length, model.forward(inputs)).map((c) => labels[c]);
+  },
+};
