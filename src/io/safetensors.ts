@@ -3,6 +3,7 @@
 // Reading validates everything and reports problems naming the file.
 
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 export interface Tensor {
   shape: number[];
@@ -113,7 +114,7 @@ function f16(u: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
-/** Write a file atomically: a temporary file in the same folder, fsync, then rename over the target. */
+/** Write a file atomically: a temporary file in the same folder, fsync, rename over the target, fsync the folder. */
 export function writeFileAtomic(file: string, bytes: Uint8Array): void {
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w');
@@ -128,6 +129,12 @@ export function writeFileAtomic(file: string, bytes: Uint8Array): void {
   }
   closeSync(fd);
   renameSync(tmp, file);
+  // Make the rename itself durable: fsync the folder (not possible on every platform; then the rename is
+  // still atomic, only its durability across a power cut is up to the file system).
+  try {
+    const dfd = openSync(dirname(file) || '.', 'r');
+    try { fsyncSync(dfd); } finally { closeSync(dfd); }
+  } catch { /* e.g. Windows cannot open a folder */ }
 }
 
 export function readSafetensorsFile(file: string): SafeTensors {

@@ -4,6 +4,7 @@
 // decoder.weight, decoder.bias), which is the layout of pytorch/examples' word_language_model, plus the
 // optimizer's state as optimizer.<slot>.<name>. __metadata__ (strings): format, rnn_type, vocab ('bytes' or
 // 'chars'), vocab_json, config (JSON), train_state (JSON: step, epoch, position, RNG states, best bpc).
+// A training checkpoint also holds the carried recurrent state as train_state.h / train_state.c.
 // A file with only rnn_type/vocab metadata (a PyTorch export) loads too: sizes are read from the shapes.
 
 import type { Backend } from '../backend/backend.js';
@@ -13,6 +14,14 @@ import { CharLM, cellMode, type CellKind, type CharLMConfig } from '../models/ch
 import type { Optimizer } from '../optim/optim.js';
 
 export const FORMAT = 'rnnkit-charlm/1';
+/** Tensors holding the carried hidden and cell state [L, B, H] (flattened) in a training checkpoint. */
+export const STATE_H = 'train_state.h';
+export const STATE_C = 'train_state.c';
+
+/** Where the latest training state goes beside the best checkpoint `out`: `<stem>.last.safetensors`. */
+export function lastCheckpointPath(out: string): string {
+  return out.replace(/(\.safetensors)?$/i, '.last.safetensors');
+}
 
 export interface TrainState {
   step: number;
@@ -34,6 +43,8 @@ export interface LoadedCheckpoint {
   optimizer: Map<string, Tensor>;
   optimizerStep: number;
   metadata: Record<string, string>;
+  /** The carried recurrent state of a training checkpoint (flattened [L, B, H]), or null. */
+  carried: { h: Float32Array | null; c: Float32Array | null };
 }
 
 const rnnTypeOf = (cell: CellKind): string => cellMode[cell];
@@ -50,6 +61,11 @@ export function saveCheckpoint(file: string, model: CharLM, vocab: Vocab, trainS
     for (const [slot, bufs] of Object.entries(st.slots)) {
       bufs.forEach((b, i) => tensors.set(`optimizer.${slot}.${names[i]}`, { shape: model.params.get(names[i])!.shape, data: b }));
     }
+  }
+  if (trainState) {
+    // The carried recurrent state (truncated BPTT), so that a resumed run continues exactly.
+    tensors.set(STATE_H, { shape: [model.h.length], data: model.h });
+    if (model.c.length > 0) tensors.set(STATE_C, { shape: [model.c.length], data: model.c });
   }
   const metadata: Record<string, string> = {
     format: FORMAT,
@@ -71,6 +87,37 @@ function parseJson(file: string, key: string, s: string): any {
   }
 }
 
+const GATES: Record<CellKind, number> = { lstm: 4, gru: 3, rnn: 1, rnn_relu: 1 };
+
+/** The parameter shapes a config needs, by PyTorch name (checked before anything is allocated). */
+export function expectedShapes(c: CharLMConfig): Map<string, number[]> {
+  const G = GATES[c.cell] * c.hidden, m = new Map<string, number[]>([['encoder.weight', [c.vocabSize, c.embedding]]]);
+  for (let l = 0; l < c.layers; l++) {
+    m.set(`rnn.weight_ih_l${l}`, [G, l === 0 ? c.embedding : c.hidden]);
+    m.set(`rnn.weight_hh_l${l}`, [G, c.hidden]);
+    m.set(`rnn.bias_ih_l${l}`, [G]);
+    m.set(`rnn.bias_hh_l${l}`, [G]);
+  }
+  m.set('decoder.weight', [c.vocabSize, c.hidden]);
+  m.set('decoder.bias', [c.vocabSize]);
+  return m;
+}
+
+const isCount = (v: unknown, min = 0): v is number => Number.isSafeInteger(v) && (v as number) >= min;
+
+function checkTrainState(fail: (why: string) => never, s: unknown): TrainState {
+  const bad = (what: string): never => fail(`__metadata__.train_state: ${what}`);
+  if (typeof s !== 'object' || s === null || Array.isArray(s)) bad('not a JSON object');
+  const t = s as Record<string, unknown>;
+  for (const k of ['step', 'epoch', 'position']) if (!isCount(t[k])) bad(`${k} is not a non-negative integer`);
+  for (const k of ['seconds', 'chars']) if (t[k] !== undefined && !(typeof t[k] === 'number' && (t[k] as number) >= 0)) bad(`${k} is not a non-negative number`);
+  if (t.bestBpc !== undefined && t.bestBpc !== null && typeof t.bestBpc !== 'number') bad('bestBpc is not a number');
+  if (t.rng !== undefined && !(Array.isArray(t.rng) && t.rng.every((r) => Array.isArray(r) && r.length === 4 && r.every((w) => isCount(w) && w < 2 ** 32)))) {
+    bad('rng is not a list of 4-word generator states');
+  }
+  return { seconds: 0, chars: 0, bestBpc: null, ...t } as TrainState;
+}
+
 /** Load a checkpoint written by saveCheckpoint, or a PyTorch word_language_model export (see above). */
 export function loadCheckpoint(file: string, be: Backend): LoadedCheckpoint {
   const { tensors, metadata } = readSafetensorsFile(file);
@@ -78,29 +125,56 @@ export function loadCheckpoint(file: string, be: Backend): LoadedCheckpoint {
   const shapeOf = (name: string): number[] => tensors.get(name)?.shape ?? fail(`missing tensor '${name}'`);
   let config: CharLMConfig;
   if (metadata.config) {
-    config = parseJson(file, 'config', metadata.config);
-    const ok = config && typeof config === 'object' && config.cell in cellMode &&
-      [config.vocabSize, config.embedding, config.hidden, config.layers].every((v) => Number.isInteger(v) && v > 0 && v < 1e6);
+    const c = parseJson(file, 'config', metadata.config);
+    const ok = c && typeof c === 'object' && typeof c.cell === 'string' && Object.hasOwn(cellMode, c.cell) &&
+      [c.vocabSize, c.embedding, c.hidden, c.layers].every((v) => isCount(v, 1) && v < 1e6);
     if (!ok) fail('__metadata__.config does not describe a model (cell, vocabSize, embedding, hidden, layers)');
-    config.dropout = typeof config.dropout === 'number' && config.dropout >= 0 && config.dropout < 1 ? config.dropout : 0;
+    config = {
+      cell: c.cell, vocabSize: c.vocabSize, embedding: c.embedding, hidden: c.hidden, layers: c.layers,
+      dropout: typeof c.dropout === 'number' && c.dropout >= 0 && c.dropout < 1 ? c.dropout : 0,
+    };
   } else {
     const rt = metadata.rnn_type;
     if (!rt) fail('no __metadata__.config or __metadata__.rnn_type: not an rnnkit or word_language_model checkpoint');
-    const cell = cellOfRnnType[rt] ?? fail(`unknown rnn_type '${rt}' (expected LSTM, GRU, RNN_TANH or RNN_RELU)`);
+    if (!Object.hasOwn(cellOfRnnType, rt)) fail(`unknown rnn_type '${rt}' (expected LSTM, GRU, RNN_TANH or RNN_RELU)`);
     const enc = shapeOf('encoder.weight');
     const whh = shapeOf('rnn.weight_hh_l0');
     if (enc.length !== 2 || whh.length !== 2) fail('encoder.weight and rnn.weight_hh_l0 must be matrices');
     let layers = 0;
     while (tensors.has(`rnn.weight_ih_l${layers}`)) layers++;
-    config = { cell, vocabSize: enc[0], embedding: enc[1], hidden: whh[1], layers, dropout: 0 };
+    if (layers === 0) fail("missing tensor 'rnn.weight_ih_l0'");
+    config = { cell: cellOfRnnType[rt], vocabSize: enc[0], embedding: enc[1], hidden: whh[1], layers, dropout: 0 };
+    if (![config.vocabSize, config.embedding, config.hidden].every((v) => v > 0)) fail(`tensor shapes give an empty model (vocabulary ${config.vocabSize}, embedding ${config.embedding}, hidden ${config.hidden})`);
+  }
+  // Every tensor the config needs must be in the file with its shape before the model is allocated: sizes in
+  // a hostile header can then not ask for more memory than the file itself holds.
+  for (const [name, shape] of expectedShapes(config)) {
+    const t = tensors.get(name) ?? fail(`missing tensor '${name}' (shape [${shape}])`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      fail(`tensor '${name}' has shape [${t.shape}], the model needs [${shape}]`);
+    }
   }
   let vocab: Vocab;
-  if (metadata.vocab_json) vocab = vocabFromJSON(parseJson(file, 'vocab_json', metadata.vocab_json));
-  else if (!metadata.vocab || metadata.vocab === 'bytes') vocab = new ByteVocab();
+  if (metadata.vocab_json) {
+    const v = parseJson(file, 'vocab_json', metadata.vocab_json);
+    try {
+      vocab = vocabFromJSON(v);
+    } catch (e) {
+      fail(`__metadata__.vocab_json: ${(e as Error).message}`);
+    }
+  } else if (!metadata.vocab || metadata.vocab === 'bytes') vocab = new ByteVocab();
   else fail(`vocab '${metadata.vocab}' needs a vocab_json entry`);
   if (vocab!.size !== config.vocabSize) fail(`vocabulary has ${vocab!.size} entries but the model's vocabSize is ${config.vocabSize}`);
-  const model = new CharLM(be, config);
-  for (const [name, p] of model.params) {
+  const trainState = metadata.train_state ? checkTrainState(fail, parseJson(file, 'train_state', metadata.train_state)) : null;
+  const optimizerStep = metadata.optimizer_step === undefined ? 0 : Number(metadata.optimizer_step);
+  if (!isCount(optimizerStep)) fail(`__metadata__.optimizer_step '${metadata.optimizer_step}' is not a non-negative integer`);
+  let model: CharLM;
+  try {
+    model = new CharLM(be, config);
+  } catch (e) {
+    fail(`cannot build the model it describes: ${(e as Error).message}`);
+  }
+  for (const [name, p] of model!.params) {
     const t = tensors.get(name) ?? fail(`missing tensor '${name}' (shape [${p.shape}])`);
     if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
       fail(`tensor '${name}' has shape [${t.shape}], the model needs [${p.shape}]`);
@@ -109,6 +183,47 @@ export function loadCheckpoint(file: string, be: Backend): LoadedCheckpoint {
   }
   const optimizer = new Map<string, Tensor>();
   for (const [name, t] of tensors) if (name.startsWith('optimizer.')) optimizer.set(name, t);
-  const trainState = metadata.train_state ? parseJson(file, 'train_state', metadata.train_state) as TrainState : null;
-  return { model, vocab: vocab!, trainState, optimizer, optimizerStep: Number(metadata.optimizer_step ?? 0) || 0, metadata };
+  const carried = { h: tensors.get(STATE_H)?.data ?? null, c: tensors.get(STATE_C)?.data ?? null };
+  return { model: model!, vocab: vocab!, trainState, optimizer, optimizerStep, metadata, carried };
+}
+
+/**
+ * Put a training checkpoint's state back for `--resume`: the optimizer's moments and step count, the dropout
+ * generators, and the carried hidden/cell state for batch size `batch`. With the TrainState (step, epoch, data
+ * position) this makes the resumed run continue exactly where the saved one was. Errors name the file.
+ */
+export function restoreTrainingState(file: string, ck: LoadedCheckpoint, optimizer: Optimizer, batch: number): void {
+  const fail = (why: string): never => { throw new Error(`cannot resume from '${file}': ${why}`); };
+  const { model } = ck;
+  if (!ck.trainState) fail('it has no training state (__metadata__.train_state); it can only start a new run');
+  const names = [...model.params.keys()];
+  const st = optimizer.state();
+  const slots = Object.keys(st.slots);
+  for (const name of ck.optimizer.keys()) {
+    const slot = name.slice('optimizer.'.length, name.indexOf('.', 'optimizer.'.length));
+    if (!slots.includes(slot)) fail(`it holds optimizer state '${slot}', which this run's optimizer does not have (slots: ${slots.join(', ') || 'none'}); resume with the same --optimizer`);
+  }
+  for (const [slot, bufs] of Object.entries(st.slots)) {
+    bufs.forEach((b, i) => {
+      const key = `optimizer.${slot}.${names[i]}`;
+      const t = ck.optimizer.get(key) ?? fail(`missing optimizer tensor '${key}'; resume with the same --optimizer`);
+      if (t.data.length !== b.length) fail(`optimizer tensor '${key}' has ${t.data.length} values, the parameter has ${b.length}`);
+      b.set(t.data);
+    });
+  }
+  optimizer.setStep(ck.optimizerStep);
+  const rng = ck.trainState!.rng;
+  if (rng) {
+    if (rng.length !== model.dropoutRngState.length) fail(`it has ${rng.length} generator states, the model has ${model.dropoutRngState.length}`);
+    model.dropoutRngState = rng;
+  }
+  model.resetState(batch);
+  for (const [what, saved, buf] of [['hidden', ck.carried.h, model.h], ['cell', ck.carried.c, model.c]] as const) {
+    if (!saved) continue;
+    if (saved.length !== buf.length) {
+      const per = model.config.layers * model.config.hidden;
+      fail(`its carried ${what} state is for batch size ${saved.length / per}, this run has --batch ${batch}; resume with the same --batch`);
+    }
+    buf.set(saved);
+  }
 }
