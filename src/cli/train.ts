@@ -1,14 +1,14 @@
 // rnnkit train: a character-level language model on Wikipedia (the bundled enwik8 sample by default).
 
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { defaultDataPath, loadText, splitTrainValid, type TextMode } from '../data/corpus.js';
 import { buildVocab, type VocabKind } from '../data/vocab.js';
 import type { CellKind } from '../models/charlm.js';
 import { Trainer } from '../train/trainer.js';
-import { loadCheckpoint } from '../train/checkpoint.js';
+import { lastCheckpointPath, loadCheckpoint, restoreTrainingState } from '../train/checkpoint.js';
 import { decodeSample } from './sample.js';
 import { addBackendOptions, backendFrom, int, num } from './options.js';
 import type { BackendName } from '../backend/index.js';
@@ -42,22 +42,27 @@ export function registerTrain(program: Command): void {
     .option('--steps <n>', 'optimizer steps (0 = none)', int(0), 0)
     .option('--eval-every <s>', 'seconds between validations', num((n) => n > 0, 'a positive number'), 60)
     .option('--seed <n>', 'random seed', int(0), 1)
-    .option('--out <file>', 'where the best checkpoint is saved', 'checkpoints/charlm.safetensors')
-    .option('--resume <file>', 'continue from a checkpoint (model, optimizer, position)')
+    .option('--out <file>', 'where the best checkpoint is saved; the latest state goes to <stem>.last.safetensors (at every validation, at the end, and on Ctrl-C/SIGTERM)', 'checkpoints/charlm.safetensors')
+    .option('--resume <file>', 'continue exactly from a .last checkpoint (model, optimizer, RNG, data position, carried state; the saved run\'s flags unless given again)')
     .option('--no-samples', 'do not print samples at the end')
     .option('--json', 'print results as JSON lines instead of a progress bar', false);
-  addBackendOptions(cmd).action(async (a: TrainArgs) => train(a));
+  addBackendOptions(cmd).action(async (a: TrainArgs, c: Command) => train(a, c));
 }
 
-async function train(a: TrainArgs): Promise<void> {
+/** Flags a resumed run takes from the saved run unless they are given again on the command line. */
+const RESUMED_FLAGS = ['data', 'valid', 'out', 'text', 'vocab', 'batch', 'bptt', 'lr', 'clip', 'optimizer', 'minutes', 'epochs', 'steps', 'evalEvery', 'seed'] as const;
+
+async function train(a: TrainArgs, cmd: Command): Promise<void> {
+  const be = await backendFrom(a);
+  const resumed = a.resume ? loadCheckpoint(a.resume, be) : null;
+  const saved = resumed?.trainState?.args;
+  for (const k of RESUMED_FLAGS) if (saved && saved[k] !== undefined && cmd.getOptionValueSource(k) !== 'cli') (a as unknown as Record<string, unknown>)[k] = saved[k];
   const file = a.data ?? defaultDataPath();
   const log = (s: string): void => { if (!a.json) process.stderr.write(`${s}\n`); };
   const text = await loadText(file, a.text);
   let trainText: Uint8Array, validText: Uint8Array | null;
   if (a.valid) { trainText = text; validText = await loadText(a.valid, a.text); }
   else ({ train: trainText, valid: validText } = splitTrainValid(text, 0.05));
-  const be = await backendFrom(a);
-  const resumed = a.resume ? loadCheckpoint(a.resume, be) : null;
   const vocab = resumed?.vocab ?? buildVocab(a.vocab, trainText);
   const trainIds = vocab.encode(trainText), validIds = validText ? vocab.encode(validText) : null;
   const config = resumed?.model.config ?? { cell: a.cell, vocabSize: vocab.size, embedding: a.embedding, hidden: a.hidden, layers: a.layers, dropout: a.dropout };
@@ -66,7 +71,12 @@ async function train(a: TrainArgs): Promise<void> {
     batch: a.batch, bptt: a.bptt, lr: a.lr, clip: a.clip, optimizer: a.optimizer, minutes: a.minutes, epochs: a.epochs,
     maxSteps: a.steps, evalSeconds: a.evalEvery, seed: a.seed, out: a.out,
   }, resumed?.model);
-  if (resumed?.trainState) trainer.state = { ...resumed.trainState };
+  if (resumed?.trainState) {
+    trainer.state = { ...resumed.trainState };
+    restoreTrainingState(a.resume!, resumed, trainer.optimizer, a.batch);
+    log(`resumed from ${a.resume}: step ${trainer.state.step}, epoch ${trainer.state.epoch}`);
+  }
+  trainer.state.args = Object.fromEntries(RESUMED_FLAGS.map((k) => [k, ['data', 'valid', 'out'].includes(k) && a[k] ? resolve(a[k] as string) : a[k]]));
   log(`rnnkit train: ${file} (${a.text}), ${trainIds.length.toLocaleString()} train / ${(validIds?.length ?? 0).toLocaleString()} valid tokens, vocab ${vocab.kind} (${vocab.size})`);
   log(`model: ${config.layers}x${config.hidden} ${config.cell}, embedding ${config.embedding}, ${countParams(trainer)} parameters; batch ${a.batch}, bptt ${a.bptt}, ${a.optimizer} lr ${a.lr}, clip ${a.clip}; backend ${be.name} (${be.threads} thread${be.threads > 1 ? 's' : ''})`);
 
@@ -76,11 +86,11 @@ async function train(a: TrainArgs): Promise<void> {
     hideCursor: true, etaBuffer: 50,
   }, cliProgress.Presets.shades_classic) : null;
   bar?.start(1000, 0, { step: 0, loss: '-', rate: '-' });
-  let lastLine = 0;
-  const onSignal = (): void => { trainer.stop(); };
+  let lastLine = 0, interrupted = '';
+  const onSignal = (sig: string): void => { interrupted = sig; trainer.stop(); };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const state = trainer.run({
+  const state = await trainer.run({
     progress(p) {
       const loss = (p.loss / Math.LN2).toFixed(3);
       if (bar) bar.update(Math.round(p.fraction * 1000), { step: p.step, loss: `${loss} bpc`, rate: Math.round(p.charsPerSec).toLocaleString() });
@@ -94,17 +104,18 @@ async function train(a: TrainArgs): Promise<void> {
     },
   });
   bar?.stop();
+  if (interrupted && a.out) log(`${interrupted}: stopped at step ${state.step}; latest state saved to ${lastCheckpointPath(a.out)} (continue with --resume ${lastCheckpointPath(a.out)})`);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   const rate = state.chars / Math.max(state.seconds, 1e-9);
-  const summary = { event: 'done', steps: state.step, epochs: state.epoch, seconds: state.seconds, chars: state.chars, chars_per_s: rate, best_valid_bpc: state.bestBpc, best_valid_perplexity: state.bestBpc === null ? null : 2 ** state.bestBpc, checkpoint: a.out };
+  const summary = { event: interrupted ? 'interrupted' : 'done', steps: state.step, epochs: state.epoch, seconds: state.seconds, chars: state.chars, chars_per_s: rate, best_valid_bpc: state.bestBpc, best_valid_perplexity: state.bestBpc === null ? null : 2 ** state.bestBpc, checkpoint: a.out, last: a.out ? lastCheckpointPath(a.out) : null };
   if (a.json) console.log(JSON.stringify(summary));
   else {
     console.log(`trained ${state.step} steps (${state.chars.toLocaleString()} chars) in ${state.seconds.toFixed(0)} s: ${Math.round(rate).toLocaleString()} chars/s`);
     if (state.bestBpc !== null) console.log(`validation: ${state.bestBpc.toFixed(4)} bits per char, perplexity ${(2 ** state.bestBpc).toFixed(3)} (best)`);
-    console.log(`checkpoint: ${a.out}`);
+    console.log(`checkpoint: ${a.out} (best), ${lastCheckpointPath(a.out)} (latest, for --resume)`);
   }
-  if (a.samples && !a.json) {
+  if (a.samples && !a.json && !interrupted) {
     const best = loadCheckpoint(a.out, be);
     for (const t of [0.5, 0.8, 1.0]) {
       console.log(`\n--- sample, temperature ${t} ---`);

@@ -6,7 +6,7 @@ import type { Vocab } from '../data/vocab.js';
 import { CharLM, type CharLMConfig } from '../models/charlm.js';
 import { Adam, SGD, clipGradNorm, type Optimizer } from '../optim/optim.js';
 import { BatchedStream } from './batches.js';
-import { saveCheckpoint, type TrainState } from './checkpoint.js';
+import { lastCheckpointPath, saveCheckpoint, type TrainState } from './checkpoint.js';
 import { evaluateBatched, type EvalResult } from './evaluate.js';
 
 export interface TrainOptions {
@@ -100,13 +100,18 @@ export class Trainer {
     saveCheckpoint(file, this.model, this.vocab, this.state, this.optimizer);
   }
 
-  /** Train until the time, epoch or step budget is used (or stop() is called). */
-  run(events: TrainEvents = {}): TrainState {
+  /**
+   * Train until the time, epoch or step budget is used (or stop() is called). With `out`, the best checkpoint
+   * goes there and the latest state (for --resume) to `<stem>.last.safetensors`, at every validation and at the end.
+   * Async only to give the event loop a turn every ~100 ms, so that SIGINT/SIGTERM handlers can call stop().
+   */
+  async run(events: TrainEvents = {}): Promise<TrainState> {
     const { minutes, epochs, maxSteps, evalSeconds, out } = this.opts;
+    const last = out ? lastCheckpointPath(out) : null;
     if (minutes <= 0 && epochs <= 0 && maxSteps <= 0) throw new Error('training needs a budget: --minutes, --epochs or --steps');
     const t0 = performance.now() - this.state.seconds * 1000;
     let lastEval = performance.now(), lastReport = 0, chars0 = this.state.chars, tRate = performance.now();
-    let rate = 0, loss = 0;
+    let rate = 0, loss = 0, lastYield = performance.now();
     const fraction = (): number => Math.max(
       minutes > 0 ? this.state.seconds / (minutes * 60) : 0,
       epochs > 0 ? (this.state.epoch + this.state.position / this.train.rows) / epochs : 0,
@@ -118,6 +123,7 @@ export class Trainer {
       const best = this.state.bestBpc === null || r.bpc < this.state.bestBpc;
       if (best) this.state.bestBpc = r.bpc;
       if (best && out) this.save(out);
+      if (last) this.save(last);
       events.validated?.({ ...r, step: this.state.step, best, seconds: this.state.seconds });
       tRate = performance.now(); chars0 = this.state.chars; // do not count validation time in chars/s
     };
@@ -132,7 +138,9 @@ export class Trainer {
         events.progress?.({ step: this.state.step, epoch: this.state.epoch, loss, charsPerSec: rate || (this.state.chars - chars0) / ((now - tRate) / 1000), seconds: this.state.seconds, fraction: Math.min(1, fraction()) });
       }
       if (evalSeconds > 0 && (now - lastEval) / 1000 >= evalSeconds && fraction() < 1) doValidate();
+      if (now - lastYield > 100) { await new Promise<void>((r) => setImmediate(r)); lastYield = performance.now(); }
     }
+    if (last) this.save(last); // first, so that an interrupt is saved before the (possibly long) validation
     doValidate();
     if (!this.valid && out) this.save(out);
     return this.state;
