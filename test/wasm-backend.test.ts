@@ -378,6 +378,13 @@ for (const cfg of configs) {
       const c = be.alloc(1000);
       assert.ok(c.every((v) => v === 0));
       be.free(b); be.free(c);
+      // the last block goes back to the bump pointer: the next allocation there must be zero too
+      const d = be.alloc(5000);
+      d.fill(7);
+      be.free(d);
+      const e = be.alloc(5000);
+      assert.ok(e.every((v) => v === 0));
+      be.free(e);
     });
   });
 }

@@ -130,6 +130,7 @@ export class WasmBackend implements Backend {
   private i32: Int32Array;
   // allocator
   private top: number;
+  private highWater = 0;
   private readonly freeList: FreeBlock[] = [];
   private readonly sizes = new Map<number, number>();
   // scratch for Int32 arguments
@@ -227,7 +228,10 @@ export class WasmBackend implements Backend {
     this.grow(ptr + bytes);
     this.top = ptr + bytes;
     this.sizes.set(ptr, bytes);
-    return ptr; // fresh memory is zero
+    // memory above the high-water mark was never used and is zero; below it, it may hold old data
+    if (ptr < this.highWater) this.ex.fill(Math.min(bytes, this.highWater - ptr) >>> 2, 0, ptr);
+    if (this.top > this.highWater) this.highWater = this.top;
+    return ptr;
   }
 
   private rawFree(ptr: number): void {
