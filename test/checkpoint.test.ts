@@ -64,3 +64,53 @@ test('corrupt checkpoints: clear errors naming the file and the problem', () => 
   writeFileSync(f, encodeSafetensors(wrong, { config: JSON.stringify(model.config), vocab: 'bytes', vocab_json: '{"kind":"bytes"}' }));
   assert.throws(() => loadCheckpoint(f, be), /decoder\.bias' has shape \[2,128\], the model needs \[256\]/);
 });
+
+test('kill -9 at random moments during 100+ saves never leaves the latest complete checkpoint unreadable', async () => {
+  const { spawn } = await import('node:child_process');
+  const { pathToFileURL } = await import('node:url');
+  const { readdirSync } = await import('node:fs');
+  const kdir = mkdtempSync(join(tmpdir(), 'rnnkit-kill-'));
+  const file = join(kdir, 'model.safetensors');
+  const mod = (p: string): string => pathToFileURL(join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', 'src', p)).href;
+  // The child saves a ~1.6 MB checkpoint with its version (1, 2, 3, ...) in decoder.bias[0] and train_state.step,
+  // in a loop, and prints each version once saveCheckpoint has returned.
+  const child = join(kdir, 'saver.mjs');
+  writeFileSync(child, `
+    import { JsBackend } from '${mod('backend/js.js')}';
+    import { ByteVocab } from '${mod('data/vocab.js')}';
+    import { CharLM } from '${mod('models/charlm.js')}';
+    import { saveCheckpoint } from '${mod('train/checkpoint.js')}';
+    const be = new JsBackend('float32');
+    const model = new CharLM(be, { cell: 'lstm', vocabSize: 256, embedding: 32, hidden: 160, layers: 2, dropout: 0 }, 1);
+    const start = Number(process.argv[2]);
+    for (let v = start; ; v++) {
+      model.params.get('decoder.bias').data[0] = v;
+      saveCheckpoint(process.argv[3], model, new ByteVocab(), { step: v, epoch: 0, position: 0, bestBpc: null, seconds: 0, chars: 0 });
+      process.stdout.write(v + '\\n');
+    }`);
+  let saves = 0, rounds = 0, version = 0, midWrite = 0;
+  while (saves < 100 || rounds < 10) {
+    const p = spawn(process.execPath, [child, String(version + 1), file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (d) => { out += d; });
+    const exited = new Promise((r) => p.on('exit', r));
+    // wait for the first completed save of this round, then kill at a random moment (0-120 ms later)
+    while (!out.includes('\n') && p.exitCode === null) await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => setTimeout(r, Math.random() * 120));
+    p.kill('SIGKILL');
+    await exited;
+    rounds++;
+    const reported = out.trim().split('\n').map(Number);
+    const lastReported = reported[reported.length - 1];
+    saves += reported.length;
+    // the file on disk is complete and is the last reported version or the one after it (renamed, not yet printed)
+    const ck = loadCheckpoint(file, be);
+    const v = ck.model.params.get('decoder.bias')!.data[0];
+    assert.ok(v === lastReported || v === lastReported + 1, `round ${rounds}: on disk version ${v}, last reported ${lastReported}`);
+    assert.equal(ck.trainState!.step, v);
+    version = v;
+  }
+  midWrite = readdirSync(kdir).filter((f) => f.endsWith('.tmp')).length; // one per killed process at most (pid in the name)
+  console.log(`# kill -9: ${rounds} rounds, ${saves} completed saves, ${midWrite} kills left a partial temporary file; the checkpoint always loaded`);
+  assert.ok(saves >= 100);
+});
