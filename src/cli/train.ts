@@ -8,12 +8,14 @@ import { defaultDataPath, loadText, splitTrainValid, type TextMode } from '../da
 import { buildVocab, type VocabKind } from '../data/vocab.js';
 import type { CellKind } from '../models/charlm.js';
 import { Trainer } from '../train/trainer.js';
+import { lmBaseline } from '../models/conv.js';
 import { lastCheckpointPath, loadCheckpoint, restoreTrainingState } from '../train/checkpoint.js';
 import { decodeSample } from './sample.js';
 import { addBackendOptions, backendFrom, int, num } from './options.js';
 import type { BackendName } from '../backend/index.js';
 
 interface TrainArgs {
+  model: 'rnn' | 'window' | 'conv';
   data?: string; valid?: string; text: TextMode; vocab: VocabKind; cell: CellKind; hidden: number; layers: number;
   embedding: number; batch: number; bptt: number; lr: number; clip: number; dropout: number; optimizer: 'adam' | 'sgd';
   minutes: number; epochs: number; steps: number; evalEvery: number; seed: number; out: string; samples: boolean;
@@ -28,6 +30,7 @@ export function registerTrain(program: Command): void {
     .addOption(new Option('--text <mode>', 'raw bytes of the file, or clean article text from a wiki dump').choices(['raw', 'clean']).default('raw'))
     .addOption(new Option('--vocab <kind>', 'bytes (V=256, the enwik8 convention) or chars (code points seen in the data)').choices(['bytes', 'chars']).default('bytes'))
     .addOption(new Option('--cell <cell>', 'recurrent cell').choices(['lstm', 'gru', 'rnn', 'rnn_relu']).default('lstm'))
+    .addOption(new Option('--model <kind>', 'rnn (the --cell network), or a baseline: window (fixed-window MLP) or conv (dilated causal convolutions)').choices(['rnn', 'window', 'conv']).default('rnn'))
     .option('--hidden <n>', 'hidden units per layer', int(1), 512)
     .option('--layers <n>', 'stacked recurrent layers', int(1), 1)
     .option('--embedding <n>', 'embedding size', int(1), 64)
@@ -70,7 +73,7 @@ async function train(a: TrainArgs, cmd: Command): Promise<void> {
   const trainer = new Trainer(be, config, vocab, trainIds, validIds, {
     batch: a.batch, bptt: a.bptt, lr: a.lr, clip: a.clip, optimizer: a.optimizer, minutes: a.minutes, epochs: a.epochs,
     maxSteps: a.steps, evalSeconds: a.evalEvery, seed: a.seed, out: a.out,
-  }, resumed?.model);
+  }, resumed?.model ?? lmBaseline(be, a.model, vocab.size, { embedding: a.embedding, hidden: cmd.getOptionValueSource('hidden') === 'cli' ? a.hidden : undefined }, a.seed));
   if (resumed?.trainState) {
     trainer.state = { ...resumed.trainState };
     restoreTrainingState(a.resume!, resumed, trainer.optimizer, a.batch);
@@ -78,7 +81,7 @@ async function train(a: TrainArgs, cmd: Command): Promise<void> {
   }
   trainer.state.args = Object.fromEntries(RESUMED_FLAGS.map((k) => [k, ['data', 'valid', 'out'].includes(k) && a[k] ? resolve(a[k] as string) : a[k]]));
   log(`rnnkit train: ${file} (${a.text}), ${trainIds.length.toLocaleString()} train / ${(validIds?.length ?? 0).toLocaleString()} valid tokens, vocab ${vocab.kind} (${vocab.size})`);
-  log(`model: ${config.layers}x${config.hidden} ${config.cell}, embedding ${config.embedding}, ${countParams(trainer)} parameters; batch ${a.batch}, bptt ${a.bptt}, ${a.optimizer} lr ${a.lr}, clip ${a.clip}; backend ${be.name} (${be.threads} thread${be.threads > 1 ? 's' : ''})`);
+  log(`model: ${a.model !== 'rnn' ? `${a.model} baseline` : `${config.layers}x${config.hidden} ${config.cell}`}, embedding ${config.embedding}, ${countParams(trainer)} parameters; batch ${a.batch}, bptt ${a.bptt}, ${a.optimizer} lr ${a.lr}, clip ${a.clip}; backend ${be.name} (${be.threads} thread${be.threads > 1 ? 's' : ''})`);
 
   const tty = !a.json && process.stderr.isTTY;
   const bar = tty ? new cliProgress.SingleBar({
@@ -115,7 +118,7 @@ async function train(a: TrainArgs, cmd: Command): Promise<void> {
     if (state.bestBpc !== null) console.log(`validation: ${state.bestBpc.toFixed(4)} bits per char, perplexity ${(2 ** state.bestBpc).toFixed(3)} (best)`);
     console.log(`checkpoint: ${a.out} (best), ${lastCheckpointPath(a.out)} (latest, for --resume)`);
   }
-  if (a.samples && !a.json && !interrupted) {
+  if (a.samples && !a.json && !interrupted && a.model === 'rnn') {
     const best = loadCheckpoint(a.out, be);
     for (const t of [0.5, 0.8, 1.0]) {
       console.log(`\n--- sample, temperature ${t} ---`);
