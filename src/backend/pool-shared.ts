@@ -12,7 +12,9 @@ export const PARTS = 6; // number of chunks the job is split into
 export const SPLIT = 7; // 0: split along N, 1: split along M
 export const NEXT = 63; // next chunk to claim: (generation & 0x7fff) << 16 | chunk index
 export const ARGS = 8; // job arguments from here on
-export const CTRL_INTS = 64;
+export const STATS = 64; // STATS + t: chunks run by thread t (diagnostics), t < MAX_THREADS
+export const MAX_THREADS = 64;
+export const CTRL_INTS = STATS + MAX_THREADS;
 
 export const JOB_EXIT = -1;
 export const JOB_GEMM = 1; // packed gemm
@@ -103,7 +105,7 @@ export function kernelImports(memory: WasmMemory): object {
  * the others take its share. The claim word carries the generation, so a late thread never runs a
  * chunk of a job it did not read the arguments of.
  */
-export function runChunks(ex: KernelExports, ctrl: Int32Array, gen: number, ws: number): void {
+export function runChunks(ex: KernelExports, ctrl: Int32Array, gen: number, ws: number, thread: number): void {
   const tag = gen & 0x7fff;
   for (;;) {
     const v = Atomics.load(ctrl, NEXT);
@@ -116,6 +118,7 @@ export function runChunks(ex: KernelExports, ctrl: Int32Array, gen: number, ws: 
     } catch {
       Atomics.store(ctrl, ERR, 1);
     }
+    ctrl[STATS + thread]++;
     Atomics.add(ctrl, DONE, 1);
     if (Atomics.load(ctrl, MSLEEP) !== 0) Atomics.notify(ctrl, DONE);
   }

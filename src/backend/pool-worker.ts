@@ -40,6 +40,6 @@ for (;;) {
   }
   gen = g;
   if (ctrl[JOB] === JOB_EXIT) break;
-  runChunks(ex, ctrl, gen, init.ws);
+  runChunks(ex, ctrl, gen, init.ws, init.index);
 }
 parentPort!.close();

@@ -16,7 +16,7 @@ import type { Activation, Backend, Buf, PackedB as PackedBBase } from './backend
 import {
   ARGS, CTRL_INTS, DONE, ERR, GEN, G_A, G_B, G_BETA, G_C, G_K, G_LDA, G_LDB, G_LDC, G_M, G_MR, G_N, G_NR,
   G_TA, G_TB, JOB, JOB_EXIT, JOB_GEMM, JOB_GEMM_PACKED, JOB_GEMM_SMALL, JOB_ROWS, MSLEEP, PARTS, R_H, R_KIND, R_P, R_ROWS,
-  NEXT, ROW_GRU_BWD, ROW_GRU_FWD, ROW_LSTM_BWD, ROW_LSTM_FWD, SPLIT, WA, WSLEEP, kernelImports, runChunks,
+  MAX_THREADS, NEXT, ROW_GRU_BWD, STATS, ROW_GRU_FWD, ROW_LSTM_BWD, ROW_LSTM_FWD, SPLIT, WA, WSLEEP, kernelImports, runChunks,
 } from './pool-shared.js';
 import type { KernelExports, WasmMemory, WasmModule } from './pool-shared.js';
 
@@ -92,7 +92,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   }
   if (!bytes) bytes = loadBytes(dir, 'rnnkit-simd.wasm');
   const module = await WA.compile(bytes);
-  const threads = Math.max(1, Math.floor(opts.threads ?? os.availableParallelism()));
+  const threads = Math.min(MAX_THREADS, Math.max(1, Math.floor(opts.threads ?? os.availableParallelism())));
   const maxPages = Math.min(65536, Math.max(256, opts.maxMemoryPages ?? 65536));
   const memory = new WA.Memory({ initial: 32, maximum: maxPages, shared: true });
   const backend = new WasmBackend(module, memory, threads, relaxed, opts.spin ?? 20000);
@@ -272,6 +272,11 @@ export class WasmBackend implements Backend {
     this.rawFree(buf.byteOffset);
   }
 
+  /** Chunks of parallel jobs run so far by each thread (index 0 = main thread), for diagnostics. */
+  chunkStats(): number[] {
+    return Array.from(this.ctrl.subarray(STATS, STATS + this.threads));
+  }
+
   /** Bytes of wasm memory in use by live buffers (for diagnostics). */
   get bytesAllocated(): number {
     let s = 0;
@@ -318,7 +323,7 @@ export class WasmBackend implements Backend {
     Atomics.store(ctrl, NEXT, (gen & 0x7fff) << 16);
     Atomics.store(ctrl, GEN, gen);
     if (Atomics.load(ctrl, WSLEEP) !== 0) Atomics.notify(ctrl, GEN);
-    runChunks(this.ex, ctrl, gen, this.wsPtrs[0]);
+    runChunks(this.ex, ctrl, gen, this.wsPtrs[0], 0);
     let d = Atomics.load(ctrl, DONE);
     for (let s = 0; d < chunks && s < this.spin; s++) d = Atomics.load(ctrl, DONE);
     while (d < chunks) {
