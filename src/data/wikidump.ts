@@ -149,13 +149,36 @@ export async function* readPages(source: string | AsyncIterable<Uint8Array>): As
       yield parsePage(pageXml, namespaces);
     }
   };
+  // Inside a page, text is collected in `pending` and only joined into `buf` (and searched) when a piece
+  // brings a '</page>': searching one growing string after every chunk was quadratic (a 64 MB page took 35 s).
+  // A page longer than MAX_PAGE_CHARS without '</page>' is a damaged or hostile dump: a clear error.
+  let pending: string[] = [], pendingChars = 0, tail = '';
+  const flushPending = (): void => { buf += pending.join(''); pending = []; pendingChars = 0; };
+  const inOpenPage = (): boolean => searchFrom > 0 && (buf.startsWith('<page>') || buf.startsWith('<page '));
   for await (const chunk of bytesOf(source)) {
-    buf += decoder.decode(chunk, { stream: true });
+    const s = decoder.decode(chunk, { stream: true });
+    if (inOpenPage() && !(tail + s).includes('</page>')) {
+      pending.push(s);
+      pendingChars += s.length;
+      tail = s.length >= 7 ? s.slice(-7) : (tail + s).slice(-7);
+      if (buf.length + pendingChars > MAX_PAGE_CHARS) {
+        const where = typeof source === 'string' ? `data file '${source}'` : 'dump stream';
+        throw new Error(`${where}: a <page> runs past ${MAX_PAGE_CHARS / 2 ** 20} Mi characters without </page> (damaged or truncated dump?)`);
+      }
+      continue;
+    }
+    flushPending();
+    buf += s;
+    tail = buf.slice(-7);
     yield* flushPages();
   }
+  flushPending();
   buf += decoder.decode();
   yield* flushPages();
 }
+
+/** Longest <page> element readPages accepts (MediaWiki caps one revision's text at 2 MiB; full-history pages are longer). */
+export const MAX_PAGE_CHARS = 256 * 2 ** 20;
 
 /** Cleaned text of a page, or '' if it is a redirect, empty, or makes the parser fail. */
 export function cleanWikitext(wikitext: string): string {
