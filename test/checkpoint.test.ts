@@ -114,3 +114,21 @@ test('kill -9 at random moments during 100+ saves never leaves the latest comple
   console.log(`# kill -9: ${rounds} rounds, ${saves} completed saves, ${midWrite} kills left a partial temporary file; the checkpoint always loaded`);
   assert.ok(saves >= 100);
 });
+
+for (const norm of ['batch', 'layer', 'weight'] as const) {
+  test(`save -> load keeps ${norm} norm (and batch norm's population statistics), dilation and stride`, () => {
+    const model = new CharLM(be, { cell: 'lstm', vocabSize: 256, embedding: 4, hidden: 5, layers: 2, dropout: 0, norm, dilation: [1, 2], stride: [2, 1] }, 3);
+    const ids = new ByteVocab().encode('Recurrent batch normalization, per time step.');
+    model.resetState(2);
+    model.forward(ids, 16, 2, true); // training updates the population statistics
+    const file = join(dir, `norm-${norm}.safetensors`);
+    saveCheckpoint(file, model, new ByteVocab());
+    model.resetState(1);
+    const a = Float32Array.from(model.forward(ids, ids.length, 1, false).subarray(0, ids.length * 256));
+    const loaded = loadCheckpoint(file, be);
+    assert.deepEqual(loaded.model.config, model.config);
+    loaded.model.resetState(1);
+    const b = loaded.model.forward(ids, ids.length, 1, false).subarray(0, ids.length * 256);
+    assert.deepEqual(Array.from(b), Array.from(a));
+  });
+}

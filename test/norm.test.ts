@@ -129,3 +129,20 @@ test('batch norm: population statistics per step, later steps reuse the last, γ
   const r6 = rnn.forward(longer, 0, 6, 5, null, null, false);
   assert.ok(Array.from(r6.out.subarray(r6.outOff, r6.outOff + 6 * 5 * 3)).every(Number.isFinite), 'steps past the training length use the last statistics');
 });
+
+test('a dilated and strided LM: step-by-step inference equals the training forward', async () => {
+  const { CharLM } = await import('../src/models/charlm.js');
+  const f64 = new JsBackend('float64');
+  const model = new CharLM(f64, { cell: 'lstm', vocabSize: 7, embedding: 3, hidden: 4, layers: 3, dropout: 0, dilation: [1, 2, 2], stride: [1, 1, 2], norm: 'layer' }, 5);
+  assert.equal(model.rnn.alignment, 4);
+  const T = 8, B = 2, rng = new Rng(4);
+  const ids = Int32Array.from({ length: T * B }, () => rng.int(7));
+  model.resetState(B);
+  const a = Float64Array.from(model.forward(ids, T, B, true).subarray(0, T * B * 7));
+  const hA = Float64Array.from(model.h);
+  model.resetState(B);
+  const b = model.forward(ids, T, B, false).subarray(0, T * B * 7); // stepwise path
+  a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) < 1e-12, `logit ${i}: ${v} vs ${b[i]}`));
+  hA.forEach((v, i) => assert.ok(Math.abs(v - model.h[i]) < 1e-12, `state ${i}`));
+  assert.throws(() => { model.resetState(B); model.forward(ids, 6, B, true); }, /multiples of 4/);
+});

@@ -2,7 +2,8 @@
 
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { NormKind } from '../norm/norm.js';
 import cliProgress from 'cli-progress';
 import { defaultDataPath, loadText, splitTrainValid, type TextMode } from '../data/corpus.js';
 import { buildVocab, type VocabKind } from '../data/vocab.js';
@@ -20,7 +21,14 @@ interface TrainArgs {
   embedding: number; batch: number; bptt: number; lr: number; clip: number; dropout: number; optimizer: 'adam' | 'sgd';
   minutes: number; epochs: number; steps: number; evalEvery: number; seed: number; out: string; samples: boolean;
   resume?: string; backend: BackendName; threads: number; json: boolean;
+  norm: NormKind; dilation?: number[]; stride?: number[]; bidirectional: boolean;
 }
+
+const intList = (name: string) => (v: string): number[] => {
+  const a = v.split(',').map((x) => Number(x.trim()));
+  if (a.length === 0 || a.some((n) => !Number.isInteger(n) || n < 1)) throw new InvalidArgumentError(`${name}: expected positive integers (one, or one per layer, comma-separated), got '${v}'`);
+  return a;
+};
 
 export function registerTrain(program: Command): void {
   const cmd = program.command('train')
@@ -39,6 +47,10 @@ export function registerTrain(program: Command): void {
     .option('--lr <x>', 'learning rate', num((n) => n > 0, 'a positive number'), 2e-3)
     .option('--clip <x>', 'global gradient-norm clipping (0 = off)', num((n) => n >= 0, 'a number >= 0'), 5)
     .option('--dropout <x>', 'dropout between layers and before the decoder', num((n) => n >= 0 && n < 1, 'a number in [0, 1)'), 0)
+    .addOption(new Option('--norm <kind>', 'normalization in the recurrent layers: layer norm, recurrent batch norm (per-step statistics), weight norm').choices(['none', 'batch', 'layer', 'weight']).default('none'))
+    .option('--dilation <d>', 'dilation of the recurrent layers: one number, or one per layer (e.g. 1,2,4)', intList('--dilation'))
+    .option('--stride <s>', 'stride over time of the recurrent layers: one number, or one per layer (e.g. 1,2)', intList('--stride'))
+    .option('--bidirectional', 'bidirectional layers (not for the language model, which must stay causal: use `rnnkit task synced`)', false)
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(['adam', 'sgd']).default('adam'))
     .option('--minutes <x>', 'time budget in minutes (0 = none)', num((n) => n >= 0, 'a number >= 0'), 8)
     .option('--epochs <n>', 'passes over the data (0 = none; with --minutes, whichever ends first)', int(0), 0)
@@ -56,6 +68,13 @@ export function registerTrain(program: Command): void {
 const RESUMED_FLAGS = ['data', 'valid', 'out', 'text', 'vocab', 'batch', 'bptt', 'lr', 'clip', 'optimizer', 'minutes', 'epochs', 'steps', 'evalEvery', 'seed'] as const;
 
 async function train(a: TrainArgs, cmd: Command): Promise<void> {
+  if (a.bidirectional) throw new Error('--bidirectional: a language model predicts the next character, so it must not see the future; bidirectional layers are for tagging and classification (rnnkit task synced / many-to-one)');
+  const perLayer = (name: string, v: number[] | undefined): number[] | undefined => {
+    if (!v) return undefined;
+    if (v.length === 1) return Array(a.layers).fill(v[0]);
+    if (v.length !== a.layers) throw new Error(`${name} has ${v.length} values for ${a.layers} layers`);
+    return v;
+  };
   const be = await backendFrom(a);
   const resumed = a.resume ? loadCheckpoint(a.resume, be) : null;
   const saved = resumed?.trainState?.args;
@@ -68,7 +87,10 @@ async function train(a: TrainArgs, cmd: Command): Promise<void> {
   else ({ train: trainText, valid: validText } = splitTrainValid(text, 0.05));
   const vocab = resumed?.vocab ?? buildVocab(a.vocab, trainText);
   const trainIds = vocab.encode(trainText), validIds = validText ? vocab.encode(validText) : null;
-  const config = resumed?.model.config ?? { cell: a.cell, vocabSize: vocab.size, embedding: a.embedding, hidden: a.hidden, layers: a.layers, dropout: a.dropout };
+  const config = resumed?.model.config ?? {
+    cell: a.cell, vocabSize: vocab.size, embedding: a.embedding, hidden: a.hidden, layers: a.layers, dropout: a.dropout,
+    norm: a.norm, dilation: perLayer('--dilation', a.dilation), stride: perLayer('--stride', a.stride),
+  };
   if (a.out) mkdirSync(dirname(a.out), { recursive: true });
   const trainer = new Trainer(be, config, vocab, trainIds, validIds, {
     batch: a.batch, bptt: a.bptt, lr: a.lr, clip: a.clip, optimizer: a.optimizer, minutes: a.minutes, epochs: a.epochs,
@@ -81,7 +103,8 @@ async function train(a: TrainArgs, cmd: Command): Promise<void> {
   }
   trainer.state.args = Object.fromEntries(RESUMED_FLAGS.map((k) => [k, ['data', 'valid', 'out'].includes(k) && a[k] ? resolve(a[k] as string) : a[k]]));
   log(`rnnkit train: ${file} (${a.text}), ${trainIds.length.toLocaleString()} train / ${(validIds?.length ?? 0).toLocaleString()} valid tokens, vocab ${vocab.kind} (${vocab.size})`);
-  log(`model: ${a.model !== 'rnn' ? `${a.model} baseline` : `${config.layers}x${config.hidden} ${config.cell}`}, embedding ${config.embedding}, ${countParams(trainer)} parameters; batch ${a.batch}, bptt ${a.bptt}, ${a.optimizer} lr ${a.lr}, clip ${a.clip}; backend ${be.name} (${be.threads} thread${be.threads > 1 ? 's' : ''})`);
+  const extras = [config.norm && config.norm !== 'none' ? `${config.norm} norm` : '', config.dilation ? `dilation ${config.dilation}` : '', config.stride ? `stride ${config.stride}` : ''].filter(Boolean).join(', ');
+  log(`model: ${a.model !== 'rnn' ? `${a.model} baseline` : `${config.layers}x${config.hidden} ${config.cell}${extras ? ` (${extras})` : ''}`}, embedding ${config.embedding}, ${countParams(trainer)} parameters; batch ${a.batch}, bptt ${a.bptt}, ${a.optimizer} lr ${a.lr}, clip ${a.clip}; backend ${be.name} (${be.threads} thread${be.threads > 1 ? 's' : ''})`);
 
   const tty = !a.json && process.stderr.isTTY;
   const bar = tty ? new cliProgress.SingleBar({

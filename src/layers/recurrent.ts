@@ -134,6 +134,8 @@ class Layer {
   /** Where the layer's input was in the last forward. */
   x!: Buf;
   xOff = 0;
+  /** The last output [B, H] in step-by-step inference (held between a strided layer's steps). */
+  held: Buf | null = null;
   /** Valid steps [T_k, B] at this layer's rate (variable-length batches). */
   valid: Uint8Array | null = null;
   constructor(be: Backend, mode: RnnMode, k: number, readonly I: number, readonly H: number, D: number,
@@ -207,6 +209,19 @@ export class RecurrentStack implements HasParams {
    */
   parameters(): Param[] {
     return this.layers.flatMap((l) => l.dirs.flatMap((d) => d.parameters()));
+  }
+
+  /** Non-trained state to save with the model: batch norm's population statistics, by name. */
+  buffers(): Map<string, { shape: number[]; data: Float32Array | Float64Array }> {
+    const out = new Map<string, { shape: number[]; data: Float32Array | Float64Array }>();
+    this.layers.forEach((l, k) => l.dirs.forEach((d, j) => {
+      for (const [n, b] of d.norm?.buffers(`l${k}${j ? '_reverse' : ''}`) ?? []) out.set(n, b);
+    }));
+    return out;
+  }
+
+  loadBuffers(get: (name: string) => ArrayLike<number> | undefined): void {
+    this.layers.forEach((l, k) => l.dirs.forEach((d, j) => d.norm?.loadBuffers(`l${k}${j ? '_reverse' : ''}`, get)));
   }
 
   /** Training (batch statistics) or inference (population statistics) for batch norm. */
@@ -316,6 +331,57 @@ export class RecurrentStack implements HasParams {
     return { ...lastOut, outT: Tin, hN: this.hN, cN: this.mode === 'LSTM' ? this.cN : null };
   }
 
+  /** Input steps per time the whole stack runs in phase: T must be a multiple of this for forward(). */
+  get alignment(): number {
+    let rate = 1, align = 1;
+    for (let k = 0; k < this.numLayers; k++) {
+      rate *= this.strides[k];
+      const need = rate * this.dilations[k];
+      align = (align * need) / gcd(align, need);
+    }
+    return align;
+  }
+
+  /**
+   * One step of inference at absolute time `tau` (counted from the state's start), for generation one token at a
+   * time whatever the dilation and stride. x: [B, inputSize]. h/c: the carried state (the layout of hN), read
+   * and updated in place. A dilated layer takes the state of the sub-sequence tau_k mod d; a strided layer
+   * runs only at its steps and otherwise holds its last output, as the training forward does.
+   * Returns the top layer's output [B, D*H] (valid until the next call).
+   */
+  inferStep(x: Buf, xOff: number, B: number, h: Buf, c: Buf | null, tau: number): { out: Buf; outOff: number } {
+    const be = this.be, H = this.hiddenSize, L = this.numLayers, D = this.numDirections;
+    if (D !== 1) throw new Error(`${this.mode}: step-by-step inference needs a unidirectional stack`);
+    const n = this.stateLength(B);
+    if (h.length !== n || (this.mode === 'LSTM' && (!c || c.length !== n))) throw new Error(`${this.mode}: state has ${h.length} values, expected ${n}`);
+    if (B !== this.B) this.allocStates(B);
+    this.setTraining(false);
+    this.lengths = null;
+    for (const l of this.layers) for (const d of l.dirs) for (const wn of d.wn) wn.compute();
+    let inp = x, inpOff = xOff, rate = 1, sOff = 0;
+    for (let k = 0; k < L; k++) {
+      const layer = this.layers[k], dir = layer.dirs[0], ws = dir.ws, d = layer.dilation, BH = B * H;
+      rate *= layer.stride;
+      if (tau % rate !== 0) break; // this layer and those above hold their outputs
+      const j = (tau / rate) % d, blk = sOff + j * BH;
+      this.ensureLayer(layer, 1, 1, B);
+      ws.ensure(1, B);
+      layer.T = 1;
+      be.copy(BH, h, blk, ws.h, 0);
+      if (c) be.copy(BH, c, blk, ws.c, 0);
+      this.cellForward(dir, { T: 1, B, I: layer.I, H }, inp, inpOff, layer);
+      be.copy(BH, ws.h, BH, h, blk);
+      if (c) be.copy(BH, ws.c, BH, c, blk);
+      if (!layer.held || layer.held.length < BH) layer.held = be.alloc(BH);
+      be.copy(BH, ws.h, BH, layer.held, 0);
+      inp = layer.held; inpOff = 0;
+      sOff += d * BH;
+    }
+    const top = this.layers[L - 1];
+    if (!top.held) throw new Error(`${this.mode}: inferStep must start at tau = 0`);
+    return { out: top.held, outOff: 0 };
+  }
+
   private stateShape(B: number): string {
     return this.dilations.every((d) => d === 1) ? `[${this.numLayers * this.numDirections}, ${B}, ${this.hiddenSize}]` : `sum over layers of [dilation*${B}, ${this.hiddenSize}] x ${this.numDirections}`;
   }
@@ -412,6 +478,11 @@ export class RecurrentStack implements HasParams {
       default: return rnnBackward(this.be, this.activation, dir.w, dir.ws, s, x, xOff, dy, dyOff, needDx);
     }
   }
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
 }
 
 export class LSTM extends RecurrentStack {

@@ -7,6 +7,7 @@ import { Embedding } from '../layers/embedding.js';
 import { Linear } from '../layers/linear.js';
 import { Param, namedParameters } from '../layers/param.js';
 import { RecurrentStack, type RnnMode } from '../layers/recurrent.js';
+import type { NormKind } from '../norm/norm.js';
 import { Rng } from '../util/rng.js';
 
 export type CellKind = 'lstm' | 'gru' | 'rnn' | 'rnn_relu';
@@ -18,6 +19,12 @@ export interface CharLMConfig {
   hidden: number;
   layers: number;
   dropout: number;
+  /** Normalization inside the recurrent layers (default none). */
+  norm?: NormKind;
+  /** Dilation of each recurrent layer (default 1). */
+  dilation?: number[];
+  /** Stride over time of each recurrent layer (default 1); the output is repeated back to every step. */
+  stride?: number[];
 }
 
 export const cellMode: Record<CellKind, RnnMode> = { lstm: 'LSTM', gru: 'GRU', rnn: 'RNN_TANH', rnn_relu: 'RNN_RELU' };
@@ -41,6 +48,13 @@ export class CharLM {
   private ids: Int32Array = new Int32Array(0);
   private rng: Rng;
   private train = false;
+  /** Steps since the state was reset (dilated and strided layers need the phase). */
+  private tau = 0;
+  /** Dilated or strided layers: inference runs one step at a time (see RecurrentStack.inferStep). */
+  private readonly stepwise: boolean;
+  /** The recurrent output repeated back to every step (strided layers) [T, B, H]. */
+  private up!: Buf;
+  private dUp!: Buf;
   /** The decoder's input of the last forward (the RNN output, after dropout). */
   private lastOut!: Buf;
   private lastOutOff = 0;
@@ -50,7 +64,11 @@ export class CharLM {
     if (!(config.cell in cellMode)) throw new Error(`unknown cell '${config.cell}' (expected lstm, gru, rnn or rnn_relu)`);
     const rng = new Rng(seed);
     this.encoder = new Embedding(be, V, E, rng);
-    this.rnn = new RecurrentStack(be, cellMode[config.cell], { inputSize: E, hiddenSize: H, numLayers: L, dropout, seed: rng.nextU32() });
+    this.rnn = new RecurrentStack(be, cellMode[config.cell], {
+      inputSize: E, hiddenSize: H, numLayers: L, dropout, seed: rng.nextU32(),
+      norm: config.norm ?? 'none', dilation: config.dilation, stride: config.stride,
+    });
+    this.stepwise = this.rnn.alignment > 1;
     this.decoder = new Linear(be, H, V, rng);
     // word_language_model's init_weights: encoder and decoder U(-0.1, 0.1), decoder bias 0.
     this.encoder.weight.uniform(rng, -0.1, 0.1);
@@ -71,7 +89,8 @@ export class CharLM {
 
   /** Zero the carried state for batch size B. */
   resetState(B: number): void {
-    const n = this.config.layers * B * this.config.hidden;
+    const n = this.rnn.stateLength(B);
+    this.tau = 0;
     if (this.h.length !== n) {
       this.be.free(this.h); this.be.free(this.c);
       this.h = this.be.alloc(n);
@@ -84,10 +103,13 @@ export class CharLM {
 
   private ensure(T: number, B: number): void {
     const n = T * B, { embedding: E, hidden: H, vocabSize: V } = this.config;
-    if (this.h.length !== this.config.layers * B * H) this.resetState(B);
+    if (this.h.length !== this.rnn.stateLength(B)) this.resetState(B);
     this.T = T; this.B = B;
     if (n <= this.cap) return;
-    for (const b of [this.emb, this.logits, this.dlogits, this.mask, this.dropped]) if (b) this.be.free(b);
+    for (const b of [this.emb, this.logits, this.dlogits, this.mask, this.dropped, this.up, this.dUp]) if (b) this.be.free(b);
+    const strided = this.rnn.outputSteps(1 << 20) !== 1 << 20;
+    this.up = this.be.alloc(strided || this.stepwise ? n * H : 0);
+    this.dUp = this.be.alloc(strided ? n * H : 0);
     this.emb = this.be.alloc(n * E);
     this.logits = this.be.alloc(n * V);
     this.dlogits = this.be.alloc(n * V);
@@ -108,8 +130,30 @@ export class CharLM {
     const { hidden: H, dropout } = this.config, n = T * B;
     this.ids.set(ids.subarray(0, n));
     this.encoder.forward(n, this.ids, this.emb, 0);
-    const r = this.rnn.forward(this.emb, 0, T, B, this.h, this.config.cell === 'lstm' ? this.c : null, train);
-    let out = r.out, outOff = r.outOff;
+    const lstm = this.config.cell === 'lstm', align = this.rnn.alignment;
+    let out: Buf, outOff: number;
+    if (this.stepwise && !train) {
+      // inference of dilated / strided layers: one step at a time from the carried state and phase
+      for (let t = 0; t < T; t++) {
+        const o = this.rnn.inferStep(this.emb, t * B * this.config.embedding, B, this.h, lstm ? this.c : null, this.tau + t);
+        this.be.copy(B * H, o.out, o.outOff, this.up, t * B * H);
+      }
+      out = this.up; outOff = 0;
+    } else {
+      if (T % align !== 0 || this.tau % align !== 0) {
+        throw new Error(`CharLM.forward: with dilation/stride the training steps (bptt) must be multiples of ${align}, got ${T} at step ${this.tau}`);
+      }
+      const r = this.rnn.forward(this.emb, 0, T, B, this.h, lstm ? this.c : null, train);
+      out = r.out; outOff = r.outOff;
+      if (r.outT !== T) { // strided: step t uses the output of the last strided step at or before t (causal)
+        const S = T / r.outT;
+        for (let t = 0; t < T; t++) this.be.copy(B * H, r.out, r.outOff + Math.floor(t / S) * B * H, this.up, t * B * H);
+        out = this.up; outOff = 0;
+      }
+      this.be.copy(this.h.length, r.hN, 0, this.h, 0);
+      if (r.cN) this.be.copy(this.c.length, r.cN, 0, this.c, 0);
+    }
+    this.tau += T;
     if (train && dropout > 0) {
       const keep = 1 - dropout, inv = 1 / keep;
       for (let i = 0; i < n * H; i++) this.mask[i] = this.rng.next() < keep ? inv : 0;
@@ -118,8 +162,6 @@ export class CharLM {
     }
     this.lastOut = out; this.lastOutOff = outOff;
     this.decoder.forward(n, out, outOff, this.logits, 0);
-    this.be.copy(this.h.length, r.hN, 0, this.h, 0);
-    if (r.cN) this.be.copy(this.c.length, r.cN, 0, this.c, 0);
     return this.logits;
   }
 
@@ -138,7 +180,15 @@ export class CharLM {
     const loss = this.be.softmaxCrossEntropy(n, V, this.logits, 0, targets, this.dlogits, 0, 1 / n) / n;
     const dOut = this.decoder.backward(n, this.lastOut, this.lastOutOff, this.dlogits, 0, true)!;
     if (this.train && dropout > 0) this.be.mul(n * H, dOut, 0, this.mask, 0, dOut, 0);
-    const g = this.rnn.backward(dOut, 0, null, null, true);
+    let g0 = dOut;
+    const outT = this.rnn.outputSteps(this.T), B = this.B;
+    if (outT !== this.T) { // strided: each output step gathers the gradients of the steps that repeated it
+      const S = this.T / outT;
+      this.be.fill(outT * B * H, 0, this.dUp, 0);
+      for (let t = 0; t < this.T; t++) this.be.addTo(B * H, dOut, t * B * H, this.dUp, Math.floor(t / S) * B * H);
+      g0 = this.dUp;
+    }
+    const g = this.rnn.backward(g0, 0, null, null, true);
     this.encoder.backward(n, this.ids, g.dx!, 0);
     return loss;
   }

@@ -41,8 +41,8 @@ interface Site {
   xhat: Buf;
   rstd: Buf;
   /** Batch norm population statistics [maxSteps, n], and how many steps have statistics. */
-  popMean: Float64Array | null;
-  popVar: Float64Array | null;
+  popMean: Float32Array | null;
+  popVar: Float32Array | null;
 }
 
 export class GateNorm {
@@ -75,8 +75,8 @@ export class GateNorm {
       gamma.data.fill(g0);
       this.sites.set(site, {
         n, gamma, beta, xhat: be.alloc(0), rstd: be.alloc(0),
-        popMean: this.kind === 'batch' ? new Float64Array(this.maxSteps * n) : null,
-        popVar: this.kind === 'batch' ? new Float64Array(this.maxSteps * n).fill(1) : null,
+        popMean: this.kind === 'batch' ? new Float32Array(this.maxSteps * n) : null,
+        popVar: this.kind === 'batch' ? new Float32Array(this.maxSteps * n).fill(1) : null,
       });
     }
   }
@@ -204,10 +204,32 @@ export class GateNorm {
     }
   }
 
-  /** Population statistics (batch norm) to save with a model. */
-  statistics(): Record<string, Float64Array> {
-    const out: Record<string, Float64Array> = {};
-    for (const [k, s] of this.sites) if (s.popMean) { out[`${k}.mean`] = s.popMean; out[`${k}.var`] = s.popVar!; }
+  /**
+   * Batch norm's population statistics, to save with a model (like PyTorch's running_mean / running_var
+   * buffers): norm_{ih,hh,c}_running_{mean,var}_<suffix> [maxSteps, n], and norm_steps_<suffix> [1], the
+   * number of steps that have statistics. Empty for layer norm.
+   */
+  buffers(suffix: string): Map<string, { shape: number[]; data: Float32Array | Float64Array }> {
+    const out = new Map<string, { shape: number[]; data: Float32Array | Float64Array }>();
+    if (this.kind !== 'batch') return out;
+    for (const [k, s] of this.sites) {
+      const nm = k === 'x' ? 'ih' : k === 'h' ? 'hh' : 'c';
+      out.set(`norm_${nm}_running_mean_${suffix}`, { shape: [this.maxSteps, s.n], data: s.popMean! });
+      out.set(`norm_${nm}_running_var_${suffix}`, { shape: [this.maxSteps, s.n], data: s.popVar! });
+    }
+    const steps = new Float64Array([this.seenSteps]);
+    out.set(`norm_steps_${suffix}`, { shape: [1], data: steps });
     return out;
+  }
+
+  /** Restore buffers saved by buffers(). */
+  loadBuffers(suffix: string, get: (name: string) => ArrayLike<number> | undefined): void {
+    for (const [name, b] of this.buffers(suffix)) {
+      const v = get(name);
+      if (!v) throw new Error(`missing batch-norm statistics '${name}'`);
+      if (v.length !== b.data.length) throw new Error(`batch-norm statistics '${name}' have ${v.length} values, expected ${b.data.length}`);
+      if (name.startsWith('norm_steps_')) this.seenSteps = Math.max(0, Math.min(this.maxSteps, Math.floor(v[0])));
+      else b.data.set(v);
+    }
   }
 }

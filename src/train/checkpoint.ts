@@ -53,6 +53,7 @@ const cellOfRnnType: Record<string, CellKind> = { LSTM: 'lstm', GRU: 'gru', RNN_
 export function saveCheckpoint(file: string, model: CharLM, vocab: Vocab, trainState?: TrainState, optimizer?: Optimizer): void {
   const tensors = new Map<string, { shape: number[]; data: ArrayLike<number> }>();
   for (const [name, p] of model.params) tensors.set(name, { shape: p.shape, data: p.data });
+  for (const [name, b] of model.rnn.buffers()) tensors.set(`rnn.${name}`, b); // batch norm's population statistics
   let optimizerStep = 0;
   if (optimizer) {
     const st = optimizer.state();
@@ -93,10 +94,20 @@ const GATES: Record<CellKind, number> = { lstm: 4, gru: 3, rnn: 1, rnn_relu: 1 }
 export function expectedShapes(c: CharLMConfig): Map<string, number[]> {
   const G = GATES[c.cell] * c.hidden, m = new Map<string, number[]>([['encoder.weight', [c.vocabSize, c.embedding]]]);
   for (let l = 0; l < c.layers; l++) {
-    m.set(`rnn.weight_ih_l${l}`, [G, l === 0 ? c.embedding : c.hidden]);
-    m.set(`rnn.weight_hh_l${l}`, [G, c.hidden]);
+    const I = l === 0 ? c.embedding : c.hidden;
+    if (c.norm === 'weight') { // torch.nn.utils.weight_norm names
+      m.set(`rnn.weight_ih_l${l}_g`, [G, 1]); m.set(`rnn.weight_ih_l${l}_v`, [G, I]);
+      m.set(`rnn.weight_hh_l${l}_g`, [G, 1]); m.set(`rnn.weight_hh_l${l}_v`, [G, c.hidden]);
+    } else {
+      m.set(`rnn.weight_ih_l${l}`, [G, I]);
+      m.set(`rnn.weight_hh_l${l}`, [G, c.hidden]);
+    }
     m.set(`rnn.bias_ih_l${l}`, [G]);
     m.set(`rnn.bias_hh_l${l}`, [G]);
+    if (c.norm === 'layer' || c.norm === 'batch') {
+      for (const site of ['ih', 'hh']) { m.set(`rnn.norm_${site}_weight_l${l}`, [G]); m.set(`rnn.norm_${site}_bias_l${l}`, [G]); }
+      if (c.cell === 'lstm') { m.set(`rnn.norm_c_weight_l${l}`, [c.hidden]); m.set(`rnn.norm_c_bias_l${l}`, [c.hidden]); }
+    }
   }
   m.set('decoder.weight', [c.vocabSize, c.hidden]);
   m.set('decoder.bias', [c.vocabSize]);
@@ -133,6 +144,17 @@ export function loadCheckpoint(file: string, be: Backend): LoadedCheckpoint {
       cell: c.cell, vocabSize: c.vocabSize, embedding: c.embedding, hidden: c.hidden, layers: c.layers,
       dropout: typeof c.dropout === 'number' && c.dropout >= 0 && c.dropout < 1 ? c.dropout : 0,
     };
+    if (c.norm !== undefined && c.norm !== 'none') {
+      if (!['layer', 'batch', 'weight'].includes(c.norm)) fail(`__metadata__.config.norm '${c.norm}' is not none, layer, batch or weight`);
+      config.norm = c.norm;
+    }
+    for (const k of ['dilation', 'stride'] as const) {
+      if (c[k] === undefined) continue;
+      if (!Array.isArray(c[k]) || c[k].length !== c.layers || !c[k].every((v: unknown) => isCount(v, 1) && (v as number) <= 1024)) {
+        fail(`__metadata__.config.${k} must list one integer in [1, 1024] per layer`);
+      }
+      config[k] = c[k];
+    }
   } else {
     const rt = metadata.rnn_type;
     if (!rt) fail('no __metadata__.config or __metadata__.rnn_type: not an rnnkit or word_language_model checkpoint');
@@ -180,6 +202,11 @@ export function loadCheckpoint(file: string, be: Backend): LoadedCheckpoint {
       fail(`tensor '${name}' has shape [${t.shape}], the model needs [${p.shape}]`);
     }
     p.data.set(t.data);
+  }
+  try {
+    model!.rnn.loadBuffers((name) => tensors.get(`rnn.${name}`)?.data);
+  } catch (e) {
+    fail((e as Error).message);
   }
   const optimizer = new Map<string, Tensor>();
   for (const [name, t] of tensors) if (name.startsWith('optimizer.')) optimizer.set(name, t);

@@ -40,8 +40,10 @@ export function evaluateStream(model: CharLM, ids: Int32Array, T = 256): EvalRes
 export function evaluateBatched(model: CharLM, stream: BatchedStream, T: number): EvalResult {
   model.resetState(stream.B);
   let nats = 0, n = 0;
+  const align = model.rnn.alignment;
   for (let i = 0; i < stream.rows - 1; i += T) {
-    const t = stream.steps(i, T);
+    const t = stream.steps(i, T) - (stream.steps(i, T) % align);
+    if (t === 0) break;
     model.forward(stream.input(i, t), t, stream.B, false);
     nats += model.loss(stream.target(i, t)) * t * stream.B;
     n += t * stream.B;

@@ -54,6 +54,8 @@ export class Trainer {
   constructor(readonly be: Backend, config: CharLMConfig, readonly vocab: Vocab, trainIds: Int32Array,
     validIds: Int32Array | null, readonly opts: TrainOptions, model?: CharLM) {
     this.model = model ?? new CharLM(be, config, opts.seed);
+    const align = this.model.rnn.alignment;
+    if (opts.bptt % align !== 0) throw new Error(`--bptt ${opts.bptt} must be a multiple of ${align} (the product of the layers' strides and dilations)`);
     const params = this.model.parameters();
     this.optimizer = opts.optimizer === 'sgd' ? new SGD(be, params, { lr: opts.lr }) : new Adam(be, params, { lr: opts.lr });
     this.train = new BatchedStream(trainIds, opts.batch);
@@ -68,12 +70,13 @@ export class Trainer {
   /** One optimizer step on the next batch; returns the mean loss (nats). */
   step(): number {
     const { bptt, batch, clip } = this.opts;
-    if (this.state.position >= this.train.rows - 1) {
+    const align = this.model.rnn.alignment; // dilated / strided layers run whole multiples of this
+    if (this.train.steps(this.state.position, bptt) < align) {
       this.state.position = 0;
       this.state.epoch++;
       this.model.resetState(batch);
     }
-    const i = this.state.position, T = this.train.steps(i, bptt);
+    const i = this.state.position, T = this.train.steps(i, bptt) - (this.train.steps(i, bptt) % align);
     this.optimizer.zeroGrad();
     this.model.forward(this.train.input(i, T), T, batch, true);
     const loss = this.model.backward(this.train.target(i, T));
