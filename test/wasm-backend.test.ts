@@ -56,12 +56,15 @@ function rms(a: Float32Array): number {
   return Math.sqrt(s / Math.max(1, n));
 }
 
-interface Config { threads: number; relaxed: boolean }
+interface Config { threads: number; relaxed: boolean; workersOnly?: boolean }
 const configs: Config[] = [
   { threads: 1, relaxed: false },
   { threads: 2, relaxed: false },
   { threads: 1, relaxed: true },
   { threads: 2, relaxed: true },
+  // all parallel chunks on the worker threads, so that their results are surely checked
+  { threads: 3, relaxed: false, workersOnly: true },
+  { threads: 3, relaxed: true, workersOnly: true },
 ];
 
 // ---- gemm cases with their reference results (computed once) ----
@@ -116,18 +119,25 @@ const gemmCases = makeGemmCases();
 const GEMM_RTOL = Number(process.env.RNNKIT_TEST_GEMM_RTOL ?? 1e-5);
 
 for (const cfg of configs) {
-  describe(`WasmBackend threads=${cfg.threads} ${cfg.relaxed ? 'relaxed' : 'plain'}`, () => {
+  describe(`WasmBackend threads=${cfg.threads} ${cfg.relaxed ? 'relaxed' : 'plain'}${cfg.workersOnly ? ' workers only' : ''}`, () => {
     let be: WasmBackend | null = null;
     let skip: string | false = false;
     before(async () => {
       try {
-        be = await createWasmBackend({ threads: cfg.threads, relaxed: cfg.relaxed });
+        be = await createWasmBackend({ threads: cfg.threads, relaxed: cfg.relaxed, mainThreadComputes: !cfg.workersOnly });
       } catch (e) {
         if (cfg.relaxed) skip = `relaxed SIMD unavailable: ${(e as Error).message}`;
         else throw e;
       }
     });
-    after(() => be?.dispose());
+    after(() => {
+      if (be && cfg.workersOnly) {
+        const st = be.chunkStats();
+        assert.equal(st[0], 0, 'main thread ran no chunks');
+        assert.ok(st[1] + st[2] > 0, `workers ran chunks: ${st}`);
+      }
+      be?.dispose();
+    });
 
     const T = (name: string, fn: (be: WasmBackend) => void) =>
       test(name, (t) => {

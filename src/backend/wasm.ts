@@ -36,6 +36,11 @@ export interface WasmBackendOptions {
   maxMemoryPages?: number;
   /** Spin iterations before a waiting thread sleeps in Atomics.wait (default 20000). */
   spin?: number;
+  /**
+   * Whether the main thread computes chunks of parallel jobs too (default true). false leaves all of
+   * them to the workers (used by the tests to make sure the workers' results are checked).
+   */
+  mainThreadComputes?: boolean;
   /** Directory holding rnnkit-simd.wasm / rnnkit-relaxed.wasm (default: dist/wasm next to this file). */
   wasmDir?: string | URL;
 }
@@ -96,6 +101,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   const maxPages = Math.min(65536, Math.max(256, opts.maxMemoryPages ?? 65536));
   const memory = new WA.Memory({ initial: 32, maximum: maxPages, shared: true });
   const backend = new WasmBackend(module, memory, threads, relaxed, opts.spin ?? 20000);
+  if (opts.mainThreadComputes === false && threads > 1) backend.mainThreadComputes = false;
   await backend.startWorkers();
   return backend;
 }
@@ -142,6 +148,8 @@ export class WasmBackend implements Backend {
   private readonly workers: Worker[] = [];
   private readonly spin: number;
   private disposed = false;
+  /** See WasmBackendOptions.mainThreadComputes. */
+  mainThreadComputes = true;
 
   /** Use createWasmBackend(); the constructor makes a backend without worker threads running yet. */
   constructor(module: WasmModule, memory: WasmMemory, threads: number, relaxed: boolean, spin = 20000) {
@@ -323,7 +331,7 @@ export class WasmBackend implements Backend {
     Atomics.store(ctrl, NEXT, (gen & 0x7fff) << 16);
     Atomics.store(ctrl, GEN, gen);
     if (Atomics.load(ctrl, WSLEEP) !== 0) Atomics.notify(ctrl, GEN);
-    runChunks(this.ex, ctrl, gen, this.wsPtrs[0], 0);
+    if (this.mainThreadComputes || this.workers.length === 0) runChunks(this.ex, ctrl, gen, this.wsPtrs[0], 0);
     let d = Atomics.load(ctrl, DONE);
     for (let s = 0; d < chunks && s < this.spin; s++) d = Atomics.load(ctrl, DONE);
     while (d < chunks) {
