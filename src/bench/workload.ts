@@ -8,6 +8,7 @@ import { CharLM, type CellKind } from '../models/charlm.js';
 import { sampleIds } from '../train/sample.js';
 import { Trainer } from '../train/trainer.js';
 import { ByteVocab } from '../data/vocab.js';
+import type { NormKind } from '../norm/norm.js';
 
 export interface WorkloadConfig { cell: CellKind; L: number; H: number; B: number; T: number }
 
@@ -25,6 +26,7 @@ export interface BenchResult {
   config: string;
   threads: number;
   backend: string;
+  norm?: NormKind;
   chars_per_s?: number;
   tokens_per_s?: number;
   steps?: number;
@@ -32,10 +34,10 @@ export interface BenchResult {
 }
 
 /** Train on `data` (bytes) with the named workload; returns training chars/s. */
-export function benchTrain(be: Backend, name: string, data: Int32Array, minSeconds = 15, minSteps = 20): BenchResult {
+export function benchTrain(be: Backend, name: string, data: Int32Array, minSeconds = 15, minSteps = 20, norm: NormKind = 'none'): BenchResult {
   const w = WORKLOADS[name];
   if (!w) throw new Error(`unknown bench config '${name}' (expected one of ${BENCH_CONFIGS.join(', ')})`);
-  const trainer = new Trainer(be, { cell: w.cell, vocabSize: 256, embedding: 64, hidden: w.H, layers: w.L, dropout: 0 },
+  const trainer = new Trainer(be, { cell: w.cell, vocabSize: 256, embedding: 64, hidden: w.H, layers: w.L, dropout: 0, norm },
     new ByteVocab(), data, null, { batch: w.B, bptt: w.T, lr: 2e-3, clip: 5, optimizer: 'adam', minutes: 0, epochs: 0, maxSteps: 0, evalSeconds: 0, seed: 1, out: null });
   trainer.model.resetState(w.B);
   for (let i = 0; i < 3; i++) trainer.step();
@@ -47,7 +49,7 @@ export function benchTrain(be: Backend, name: string, data: Int32Array, minSecon
     steps++;
     secs = (performance.now() - t0) / 1000;
   }
-  return { config: name, threads: be.threads, backend: be.name, chars_per_s: (trainer.state.chars - c0) / secs, steps, seconds: secs };
+  return { config: name, threads: be.threads, backend: be.name, ...(norm !== 'none' ? { norm } : {}), chars_per_s: (trainer.state.chars - c0) / secs, steps, seconds: secs };
 }
 
 /** Sample 500 tokens at batch 1 from the M-lstm model (after a short warm-up); returns tokens/s. */
