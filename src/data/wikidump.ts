@@ -100,7 +100,11 @@ async function* bytesOf(source: string | AsyncIterable<Uint8Array>): AsyncGenera
     return;
   }
   const gz = Readable.from(rest).pipe(createGunzip());
-  for await (const chunk of gz) yield chunk as Uint8Array;
+  try {
+    for await (const chunk of gz) yield chunk as Uint8Array;
+  } catch (err) {
+    throw new Error(`dump stream is not valid gzip (${(err as Error)?.message ?? err})`, { cause: err });
+  }
 }
 
 /**
