@@ -219,7 +219,40 @@ function packB(tB: i32, B: usize, ldb: i32, p0: i32, kc: i32, j0: i32, nc: i32, 
  */
 export function gemm(tA: i32, tB: i32, M: i32, N: i32, K: i32, A: usize, lda: i32, B: usize, ldb: i32,
   beta: i32, C: usize, ldc: i32, m0: i32, m1: i32, n0: i32, n1: i32, ws: usize): void {
-  gemmImpl(tA, tB, M, N, K, A, lda, B, ldb, beta, C, ldc, m0, m1, n0, n1, ws, 0, 0);
+  gemmImpl(tA, tB, M, N, K, A, lda, B, ldb, beta, C, ldc, m0, m1, n0, n1, ws, 0, 0, 0, 0);
+}
+
+/**
+ * gemm where either operand may come pre-packed: Apk by packAPart (all rows, m0 a multiple of MR),
+ * Bpk by packBPart/packBFull (n0 a multiple of NR); 0 = pack on the fly from A / B.
+ */
+export function gemmX(tA: i32, tB: i32, M: i32, N: i32, K: i32, A: usize, lda: i32, Apk: usize,
+  B: usize, ldb: i32, Bpk: usize, beta: i32, C: usize, ldc: i32, m0: i32, m1: i32, n0: i32, n1: i32, ws: usize): void {
+  gemmImpl(tA, tB, M, N, K, A, lda, B, ldb, beta, C, ldc, m0, m1, n0, n1, ws,
+    Bpk, ((N + NR - 1) / NR) * NR, Apk, ((M + MR - 1) / MR) * MR);
+}
+
+/** Bytes of a pre-packed op(A) [M, K]. */
+export function packedABytes(M: i32, K: i32): i32 {
+  return ((M + MR - 1) / MR) * MR * K * 4;
+}
+
+/** Pack rows i0..i1 of op(A) [M, K] (i0 a multiple of MR) into the shared layout gemmX reads. */
+export function packAPart(tA: i32, M: i32, K: i32, A: usize, lda: i32, i0: i32, i1: i32, dst: usize): void {
+  const Mpad = ((M + MR - 1) / MR) * MR;
+  for (let pc = 0; pc < K; pc += KC) {
+    const kc = min(KC, K - pc);
+    packA(tA, A, lda, i0, i1 - i0, pc, kc, dst + (<usize>(pc * Mpad + i0 * kc) << 2));
+  }
+}
+
+/** Pack columns j0..j1 of op(B) [K, N] (j0 a multiple of NR) into the layout of packBFull. */
+export function packBPart(tB: i32, K: i32, N: i32, B: usize, ldb: i32, j0: i32, j1: i32, dst: usize): void {
+  const Npad = ((N + NR - 1) / NR) * NR;
+  for (let pc = 0; pc < K; pc += KC) {
+    const kc = min(KC, K - pc);
+    packB(tB, B, ldb, pc, kc, j0, j1 - j0, dst + (<usize>(pc * Npad + j0 * kc) << 2));
+  }
 }
 
 /** Bytes of a pre-packed op(B) [K, N] (see packBFull). */
@@ -242,11 +275,12 @@ export function packBFull(tB: i32, K: i32, N: i32, B: usize, ldb: i32, dst: usiz
 /** gemm with op(B) pre-packed by packBFull (n0 must be a multiple of NR). */
 export function gemmPacked(tA: i32, M: i32, N: i32, K: i32, A: usize, lda: i32, Bpk: usize,
   beta: i32, C: usize, ldc: i32, m0: i32, m1: i32, n0: i32, n1: i32, ws: usize): void {
-  gemmImpl(tA, 0, M, N, K, A, lda, 0, 0, beta, C, ldc, m0, m1, n0, n1, ws, Bpk, ((N + NR - 1) / NR) * NR);
+  gemmImpl(tA, 0, M, N, K, A, lda, 0, 0, beta, C, ldc, m0, m1, n0, n1, ws, Bpk, ((N + NR - 1) / NR) * NR, 0, 0);
 }
 
 function gemmImpl(tA: i32, tB: i32, M: i32, N: i32, K: i32, A: usize, lda: i32, B: usize, ldb: i32,
-  beta: i32, C: usize, ldc: i32, m0: i32, m1: i32, n0: i32, n1: i32, ws: usize, Bpk: usize, Npad: i32): void {
+  beta: i32, C: usize, ldc: i32, m0: i32, m1: i32, n0: i32, n1: i32, ws: usize, Bpk: usize, Npad: i32,
+  Apk: usize, Mpad: i32): void {
   if (m1 <= m0 || n1 <= n0) return;
   if (K <= 0) {
     if (beta == 0) {
@@ -269,13 +303,15 @@ function gemmImpl(tA: i32, tB: i32, M: i32, N: i32, K: i32, A: usize, lda: i32, 
       else packB(tB, B, ldb, pc, kc, jc, nc, Bp);
       for (let ic = m0; ic < m1; ic += MC) {
         const mc = min(MC, m1 - ic);
-        packA(tA, A, lda, ic, mc, pc, kc, Ap);
+        let Aa = Ap;
+        if (Apk) Aa = Apk + (<usize>(pc * Mpad + ic * kc) << 2);
+        else packA(tA, A, lda, ic, mc, pc, kc, Ap);
         for (let jr = 0; jr < nc; jr += NR) {
           const nr = min(NR, nc - jr);
           const bp = Bb + (<usize>(jr * kc) << 2);
           for (let ir = 0; ir < mc; ir += MR) {
             const mr = min(MR, mc - ir);
-            const ap = Ap + (<usize>(ir * kc) << 2);
+            const ap = Aa + (<usize>(ir * kc) << 2);
             const cp = at(C, (ic + ir) * ldc + jc + jr);
             if (mr == MR && nr == NR) {
               kernel(kc, ap, bp, cp, ldcb, first);

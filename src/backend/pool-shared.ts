@@ -20,11 +20,12 @@ export const JOB_EXIT = -1;
 export const JOB_GEMM = 1; // packed gemm
 export const JOB_GEMM_SMALL = 2; // small-M gemm without packing
 export const JOB_ROWS = 3; // a row-parallel elementwise kernel (see ROW_* kinds)
-export const JOB_GEMM_PACKED = 4; // gemm with op(B) pre-packed (G_B = packed pointer)
+export const JOB_PACK_A = 4; // pack rows of op(A) into G_APK (split along M)
+export const JOB_PACK_B = 5; // pack columns of op(B) into G_BPK (split along N)
 
 // Argument slots of a gemm job (relative to ARGS).
 export const G_TA = 0, G_TB = 1, G_M = 2, G_N = 3, G_K = 4, G_A = 5, G_LDA = 6, G_B = 7, G_LDB = 8,
-  G_BETA = 9, G_C = 10, G_LDC = 11, G_MR = 12, G_NR = 13;
+  G_BETA = 9, G_C = 10, G_LDC = 11, G_MR = 12, G_NR = 13, G_APK = 14, G_BPK = 15;
 
 /** [start, end) of part `idx` of `total` items in blocks of `block`, split into `parts` nearly equal parts. */
 export function partRange(total: number, block: number, parts: number, idx: number): [number, number] {
@@ -70,6 +71,12 @@ export interface KernelExports {
   packBFull(tB: number, K: number, N: number, B: number, ldb: number, dst: number): void;
   gemmPacked(tA: number, M: number, N: number, K: number, A: number, lda: number, Bpk: number,
     beta: number, C: number, ldc: number, m0: number, m1: number, n0: number, n1: number, ws: number): void;
+  gemmX(tA: number, tB: number, M: number, N: number, K: number, A: number, lda: number, Apk: number,
+    B: number, ldb: number, Bpk: number, beta: number, C: number, ldc: number,
+    m0: number, m1: number, n0: number, n1: number, ws: number): void;
+  packedABytes(M: number, K: number): number;
+  packAPart(tA: number, M: number, K: number, A: number, lda: number, i0: number, i1: number, dst: number): void;
+  packBPart(tB: number, K: number, N: number, B: number, ldb: number, j0: number, j1: number, dst: number): void;
   adam(n: number, p: number, g: number, m: number, v: number, b1: number, b2: number, eps: number,
     wd: number, stepSize: number, sqrtBc2: number): void;
   sgd(n: number, p: number, g: number, mom: number, lr: number, momentum: number, wd: number): void;
@@ -129,22 +136,22 @@ function runPart(ex: KernelExports, ctrl: Int32Array, idx: number, ws: number): 
   const job = ctrl[JOB];
   const parts = ctrl[PARTS];
   const a = ARGS;
-  if (job === JOB_GEMM || job === JOB_GEMM_SMALL || job === JOB_GEMM_PACKED) {
-    const M = ctrl[a + G_M], N = ctrl[a + G_N];
+  if (job === JOB_GEMM || job === JOB_GEMM_SMALL || job === JOB_PACK_A || job === JOB_PACK_B) {
+    const M = ctrl[a + G_M], N = ctrl[a + G_N], K = ctrl[a + G_K];
     let m0 = 0, m1 = M, n0 = 0, n1 = N;
     if (ctrl[SPLIT] === 0) [n0, n1] = partRange(N, ctrl[a + G_NR], parts, idx);
     else [m0, m1] = partRange(M, ctrl[a + G_MR], parts, idx);
-    if (job === JOB_GEMM_PACKED) {
-      ex.gemmPacked(ctrl[a + G_TA], M, N, ctrl[a + G_K], ctrl[a + G_A] >>> 0, ctrl[a + G_LDA],
-        ctrl[a + G_B] >>> 0, ctrl[a + G_BETA], ctrl[a + G_C] >>> 0, ctrl[a + G_LDC], m0, m1, n0, n1, ws);
-    } else if (job === JOB_GEMM) {
-      ex.gemm(ctrl[a + G_TA], ctrl[a + G_TB], M, N, ctrl[a + G_K], ctrl[a + G_A] >>> 0, ctrl[a + G_LDA],
-        ctrl[a + G_B] >>> 0, ctrl[a + G_LDB], ctrl[a + G_BETA], ctrl[a + G_C] >>> 0, ctrl[a + G_LDC],
-        m0, m1, n0, n1, ws);
-    } else {
-      ex.gemmSmall(ctrl[a + G_TB], ctrl[a + G_K], ctrl[a + G_A] >>> 0, ctrl[a + G_LDA],
-        ctrl[a + G_B] >>> 0, ctrl[a + G_LDB], ctrl[a + G_BETA], ctrl[a + G_C] >>> 0, ctrl[a + G_LDC],
+    const A = ctrl[a + G_A] >>> 0, B = ctrl[a + G_B] >>> 0, C = ctrl[a + G_C] >>> 0;
+    if (job === JOB_GEMM) {
+      ex.gemmX(ctrl[a + G_TA], ctrl[a + G_TB], M, N, K, A, ctrl[a + G_LDA], ctrl[a + G_APK] >>> 0,
+        B, ctrl[a + G_LDB], ctrl[a + G_BPK] >>> 0, ctrl[a + G_BETA], C, ctrl[a + G_LDC], m0, m1, n0, n1, ws);
+    } else if (job === JOB_GEMM_SMALL) {
+      ex.gemmSmall(ctrl[a + G_TB], K, A, ctrl[a + G_LDA], B, ctrl[a + G_LDB], ctrl[a + G_BETA], C, ctrl[a + G_LDC],
         m0, m1, n0, n1);
+    } else if (job === JOB_PACK_A) {
+      ex.packAPart(ctrl[a + G_TA], M, K, A, ctrl[a + G_LDA], m0, m1, ctrl[a + G_APK] >>> 0);
+    } else {
+      ex.packBPart(ctrl[a + G_TB], K, N, B, ctrl[a + G_LDB], n0, n1, ctrl[a + G_BPK] >>> 0);
     }
   } else if (job === JOB_ROWS) {
     runRows(ex, ctrl, idx, parts);

@@ -15,7 +15,7 @@ import { Worker } from 'node:worker_threads';
 import type { Activation, Backend, Buf, PackedB as PackedBBase } from './backend.js';
 import {
   ARGS, CTRL_INTS, DONE, ERR, GEN, G_A, G_B, G_BETA, G_C, G_K, G_LDA, G_LDB, G_LDC, G_M, G_MR, G_N, G_NR,
-  G_TA, G_TB, JOB, JOB_EXIT, JOB_GEMM, JOB_GEMM_PACKED, JOB_GEMM_SMALL, JOB_ROWS, MSLEEP, PARTS, R_H, R_KIND, R_P, R_ROWS,
+  G_APK, G_BPK, G_TA, G_TB, JOB, JOB_EXIT, JOB_GEMM, JOB_GEMM_SMALL, JOB_PACK_A, JOB_PACK_B, JOB_ROWS, MSLEEP, PARTS, R_H, R_KIND, R_P, R_ROWS,
   MAX_THREADS, NEXT, ROW_GRU_BWD, STATS, ROW_GRU_FWD, ROW_LSTM_BWD, ROW_LSTM_FWD, SPLIT, WA, WSLEEP, kernelImports, runChunks,
 } from './pool-shared.js';
 import type { KernelExports, WasmMemory, WasmModule } from './pool-shared.js';
@@ -51,6 +51,10 @@ const PAGE = 65536;
 const PAR_MIN_MACS = 1 << 16;
 /** Row-parallel cell kernels need this many elements (B*H) to be split. */
 const PAR_MIN_CELL = 1 << 14;
+/** An operand of at least this many elements that several chunks would repack is packed once, shared. */
+const SHARE_MIN = 1 << 14;
+/** ... and packed by the thread pool from this size on. */
+const PAR_PACK_MIN = 1 << 17;
 /** gemm with op(A) = A and at most this many rows uses the unpacked small-M kernel. */
 const SMALL_M = 3;
 
@@ -142,6 +146,8 @@ export class WasmBackend implements Backend {
   // scratch for Int32 arguments
   private scratchPtr = 0;
   private scratchBytes = 0;
+  private packPtr = 0;
+  private packBytes = 0;
   // threads
   private readonly wsPtrs: number[] = [];
   private readonly ctrl: Int32Array;
@@ -355,39 +361,63 @@ export class WasmBackend implements Backend {
     if (M <= 0 || N <= 0) return;
     const tA = transA ? 1 : 0, tB = transB ? 1 : 0, bt = beta ? 1 : 0;
     const small = !transA && M <= SMALL_M && K > 0;
+    this.gemmThreaded(tA, tB, M, N, K, pa, lda, pb, ldb, 0, bt, pc, ldc, small);
+  }
+
+  /**
+   * A gemm on the thread pool (or on the main thread when too small to split). The split is along
+   * the dimension with more register blocks; the operand every chunk would otherwise repack (A for
+   * a split along N, B along M) is packed once into shared scratch first, itself in parallel.
+   */
+  private gemmThreaded(tA: number, tB: number, M: number, N: number, K: number, pa: number, lda: number,
+    pb: number, ldb: number, bpk: number, bt: number, pc: number, ldc: number, small: boolean): void {
     const macs = M * N * K;
-    const nw = this.workers.length;
-    if (nw === 0 || macs < PAR_MIN_MACS) {
+    const mr = this.tile.m, nr = this.tile.n;
+    const nbN = Math.ceil(N / nr), nbM = small ? 0 : Math.ceil(M / mr);
+    const splitM = nbM > nbN;
+    // Chunks of >= ~2 MFLOP, 1 to 4 per thread, claimed dynamically.
+    const target = Math.max(this.threads, Math.min(this.threads * 4, Math.floor((2 * macs) / (1 << 21))));
+    const parts = this.workers.length === 0 || macs < PAR_MIN_MACS ? 1 : Math.min(target, splitM ? nbM : nbN);
+    if (parts <= 1) {
       if (small) this.ex.gemmSmall(tB, K, pa, lda, pb, ldb, bt, pc, ldc, 0, M, 0, N);
-      else this.ex.gemm(tA, tB, M, N, K, pa, lda, pb, ldb, bt, pc, ldc, 0, M, 0, N, this.wsPtrs[0]);
+      else this.ex.gemmX(tA, tB, M, N, K, pa, lda, 0, pb, ldb, bpk, bt, pc, ldc, 0, M, 0, N, this.wsPtrs[0]);
       return;
     }
     const c = this.ctrl, a = ARGS;
     c[a + G_TA] = tA; c[a + G_TB] = tB; c[a + G_M] = M; c[a + G_N] = N; c[a + G_K] = K;
     c[a + G_A] = pa; c[a + G_LDA] = lda; c[a + G_B] = pb; c[a + G_LDB] = ldb;
-    c[a + G_BETA] = bt; c[a + G_C] = pc; c[a + G_LDC] = ldc;
-    if (!this.gemmParallel(small ? JOB_GEMM_SMALL : JOB_GEMM, M, N, macs, small)) {
-      if (small) this.ex.gemmSmall(tB, K, pa, lda, pb, ldb, bt, pc, ldc, 0, M, 0, N);
-      else this.ex.gemm(tA, tB, M, N, K, pa, lda, pb, ldb, bt, pc, ldc, 0, M, 0, N, this.wsPtrs[0]);
+    c[a + G_BETA] = bt; c[a + G_C] = pc; c[a + G_LDC] = ldc; c[a + G_MR] = mr; c[a + G_NR] = small ? 4 : nr;
+    c[a + G_APK] = 0; c[a + G_BPK] = bpk;
+    if (!small && K > 0) {
+      if (splitM && !bpk && K * N >= SHARE_MIN) {
+        const dst = this.packScratch(this.ex.packedBytes(K, N));
+        c[a + G_BPK] = dst;
+        if (K * N >= PAR_PACK_MIN) this.runJob(JOB_PACK_B, 0, Math.min(this.threads, nbN));
+        else this.ex.packBPart(tB, K, N, pb, ldb, 0, N, dst);
+      } else if (!splitM && M * K >= SHARE_MIN) {
+        const dst = this.packScratch(this.ex.packedABytes(M, K));
+        c[a + G_APK] = dst;
+        if (M * K >= PAR_PACK_MIN) this.runJob(JOB_PACK_A, 1, Math.min(this.threads, Math.ceil(M / mr)));
+        else this.ex.packAPart(tA, M, K, pa, lda, 0, M, dst);
+      }
     }
+    this.runJob(small ? JOB_GEMM_SMALL : JOB_GEMM, splitM ? 1 : 0, parts);
   }
 
-  /** Split a gemm whose arguments are in ctrl over the threads; false when it is not worth it. */
-  private gemmParallel(job: number, M: number, N: number, macs: number, small: boolean): boolean {
-    const mr = this.tile.m, nr = this.tile.n;
-    // Split along the dimension with more register blocks (each chunk repacks the other operand).
-    const nbN = Math.ceil(N / nr), nbM = small ? 0 : Math.ceil(M / mr);
-    const splitM = nbM > nbN;
-    // Chunks of >= ~2 MFLOP, 1 to 4 per thread, claimed dynamically.
-    const target = Math.max(this.threads, Math.min(this.threads * 4, Math.floor((2 * macs) / (1 << 21))));
-    const parts = Math.min(target, splitM ? nbM : nbN);
-    if (parts <= 1) return false;
-    const c = this.ctrl, a = ARGS;
-    c[JOB] = job;
-    c[SPLIT] = splitM ? 1 : 0;
-    c[a + G_MR] = mr; c[a + G_NR] = small ? 4 : nr;
+  private runJob(job: number, split: number, parts: number): void {
+    this.ctrl[JOB] = job;
+    this.ctrl[SPLIT] = split;
     this.dispatch(parts);
-    return true;
+  }
+
+  /** A scratch area of at least `bytes` for operands packed once per multiply (shared by the threads). */
+  private packScratch(bytes: number): number {
+    if (bytes > this.packBytes) {
+      if (this.packPtr) this.rawFree(this.packPtr);
+      this.packBytes = Math.max(bytes, Math.min(2 * this.packBytes, 64 << 20));
+      this.packPtr = this.rawAlloc(this.packBytes);
+    }
+    return this.packPtr;
   }
 
   /** Pack op(B) [K, N] (B stored [K, ldb], or [N, ldb] when transB) once for many gemmPacked calls. */
@@ -413,15 +443,7 @@ export class WasmBackend implements Backend {
       this.ex.gemm(tA, 0, M, N, 0, pa, lda, P.ptr, N, bt, pc, ldc, 0, M, 0, N, this.wsPtrs[0]);
       return;
     }
-    const macs = M * N * K;
-    if (this.workers.length > 0 && macs >= PAR_MIN_MACS) {
-      const c = this.ctrl, a = ARGS;
-      c[a + G_TA] = tA; c[a + G_M] = M; c[a + G_N] = N; c[a + G_K] = K;
-      c[a + G_A] = pa; c[a + G_LDA] = lda; c[a + G_B] = P.ptr;
-      c[a + G_BETA] = bt; c[a + G_C] = pc; c[a + G_LDC] = ldc;
-      if (this.gemmParallel(JOB_GEMM_PACKED, M, N, macs, false)) return;
-    }
-    this.ex.gemmPacked(tA, M, N, K, pa, lda, P.ptr, bt, pc, ldc, 0, M, 0, N, this.wsPtrs[0]);
+    this.gemmThreaded(tA, 0, M, N, K, pa, lda, 0, 0, P.ptr, bt, pc, ldc, false);
   }
 
   /** Release a PackedB. */
