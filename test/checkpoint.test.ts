@@ -132,3 +132,20 @@ for (const norm of ['batch', 'layer', 'weight'] as const) {
     assert.deepEqual(Array.from(b), Array.from(a));
   });
 }
+
+test('a header that asks for a huge model fails on the shapes before anything is allocated', () => {
+  const small = new CharLM(be, { cell: 'lstm', vocabSize: 256, embedding: 4, hidden: 3, layers: 1, dropout: 0 }, 1);
+  const tensors = new Map([...small.params].map(([k, p]) => [k, { shape: p.shape, data: p.data }]));
+  const f = join(dir, 'huge.safetensors');
+  const cfg = { cell: 'lstm', vocabSize: 256, embedding: 999_999, hidden: 999_999, layers: 1, dropout: 0 };
+  writeFileSync(f, encodeSafetensors(tensors, { config: JSON.stringify(cfg), vocab_json: '{"kind":"bytes"}' }));
+  const rss0 = process.memoryUsage().rss, t0 = Date.now();
+  assert.throws(() => loadCheckpoint(f, be), (e: Error) => e.message.includes(f) && /encoder\.weight' has shape \[256,4\], the model needs \[256,999999\]/.test(e.message));
+  assert.ok(Date.now() - t0 < 1000 && process.memoryUsage().rss - rss0 < 64 * 2 ** 20);
+  writeFileSync(f, encodeSafetensors(tensors, { config: JSON.stringify({ ...cfg, embedding: 4, hidden: 3, layers: 999_999 }), vocab_json: '{"kind":"bytes"}' }));
+  assert.throws(() => loadCheckpoint(f, be), /999999 layers, which need at least 3999999 tensors; the file has 7/);
+  assert.ok(Date.now() - t0 < 1000 && process.memoryUsage().rss - rss0 < 64 * 2 ** 20);
+  // a PyTorch-style file whose rnn_type is an Object.prototype name
+  writeFileSync(f, encodeSafetensors(tensors, { rnn_type: 'constructor', vocab: 'bytes' }));
+  assert.throws(() => loadCheckpoint(f, be), /unknown rnn_type 'constructor'/);
+});

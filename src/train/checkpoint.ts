@@ -170,6 +170,9 @@ export function loadCheckpoint(file: string, be: Backend): LoadedCheckpoint {
   }
   // Every tensor the config needs must be in the file with its shape before the model is allocated: sizes in
   // a hostile header can then not ask for more memory than the file itself holds.
+  if (tensors.size < 4 * config.layers + 3) {
+    fail(`the model has ${config.layers} layers, which need at least ${4 * config.layers + 3} tensors; the file has ${tensors.size}`);
+  }
   for (const [name, shape] of expectedShapes(config)) {
     const t = tensors.get(name) ?? fail(`missing tensor '${name}' (shape [${shape}])`);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
