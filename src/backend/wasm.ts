@@ -106,7 +106,16 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   const memory = new WA.Memory({ initial: 32, maximum: maxPages, shared: true });
   const backend = new WasmBackend(module, memory, threads, relaxed, opts.spin ?? 20000);
   if (opts.mainThreadComputes === false && threads > 1) backend.mainThreadComputes = false;
-  await backend.startWorkers();
+  try {
+    await backend.startWorkers();
+  } catch (e) {
+    if (threads === 1) throw e;
+    // No worker threads here (a bundler that dropped pool-worker.js, a locked-down runtime): go on
+    // single-threaded rather than not at all.
+    process.emitWarning(`rnnkit: wasm worker threads could not start (${(e as Error).message}); using 1 thread`);
+    const memory1 = new WA.Memory({ initial: 32, maximum: maxPages, shared: true });
+    return new WasmBackend(module, memory1, 1, relaxed, opts.spin ?? 20000);
+  }
   return backend;
 }
 
