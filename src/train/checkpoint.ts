@@ -9,7 +9,7 @@
 
 import type { Backend } from '../backend/backend.js';
 import { ByteVocab, vocabFromJSON, type Vocab } from '../data/vocab.js';
-import { encodeSafetensors, readSafetensorsFile, writeFileAtomic, type Tensor } from '../io/safetensors.js';
+import { decodeSafetensors, encodeSafetensors, readSafetensorsFile, writeFileAtomic, type SafeTensors, type Tensor } from '../io/safetensors.js';
 import { CharLM, cellMode, type CellKind, type CharLMConfig } from '../models/charlm.js';
 import type { Optimizer } from '../optim/optim.js';
 
@@ -51,6 +51,11 @@ const rnnTypeOf = (cell: CellKind): string => cellMode[cell];
 const cellOfRnnType: Record<string, CellKind> = { LSTM: 'lstm', GRU: 'gru', RNN_TANH: 'rnn', RNN_RELU: 'rnn_relu' };
 
 export function saveCheckpoint(file: string, model: CharLM, vocab: Vocab, trainState?: TrainState, optimizer?: Optimizer): void {
+  writeFileAtomic(file, checkpointToBytes(model, vocab, trainState, optimizer));
+}
+
+/** The bytes saveCheckpoint writes (a safetensors file), e.g. for a download in a browser. */
+export function checkpointToBytes(model: CharLM, vocab: Vocab, trainState?: TrainState, optimizer?: Optimizer): Uint8Array {
   const tensors = new Map<string, { shape: number[]; data: ArrayLike<number> }>();
   for (const [name, p] of model.params) tensors.set(name, { shape: p.shape, data: p.data });
   for (const [name, b] of model.rnn.buffers()) tensors.set(`rnn.${name}`, b); // batch norm's population statistics
@@ -77,7 +82,7 @@ export function saveCheckpoint(file: string, model: CharLM, vocab: Vocab, trainS
     optimizer_step: String(optimizerStep),
   };
   if (trainState) metadata.train_state = JSON.stringify(trainState);
-  writeFileAtomic(file, encodeSafetensors(tensors, metadata));
+  return encodeSafetensors(tensors, metadata);
 }
 
 function parseJson(file: string, key: string, s: string): any {
@@ -131,7 +136,15 @@ function checkTrainState(fail: (why: string) => never, s: unknown): TrainState {
 
 /** Load a checkpoint written by saveCheckpoint, or a PyTorch word_language_model export (see above). */
 export function loadCheckpoint(file: string, be: Backend): LoadedCheckpoint {
-  const { tensors, metadata } = readSafetensorsFile(file);
+  return checkpointFromSafetensors(readSafetensorsFile(file), file, be);
+}
+
+/** loadCheckpoint from the file's bytes (a browser's File or fetch); `file` names it in error messages. */
+export function checkpointFromBytes(bytes: Uint8Array, file: string, be: Backend): LoadedCheckpoint {
+  return checkpointFromSafetensors(decodeSafetensors(bytes, file), file, be);
+}
+
+function checkpointFromSafetensors({ tensors, metadata }: SafeTensors, file: string, be: Backend): LoadedCheckpoint {
   const fail = (why: string): never => { throw new Error(`bad checkpoint '${file}': ${why}`); };
   const shapeOf = (name: string): number[] => tensors.get(name)?.shape ?? fail(`missing tensor '${name}'`);
   let config: CharLMConfig;
