@@ -92,3 +92,12 @@ test('rnnkit export with an unknown format or a missing checkpoint: clear errors
   assert.notEqual(r.status, 0);
   assert.ok(r.stderr.includes(`cannot read checkpoint '${missing}': no such file`), r.stderr);
 });
+
+test('a model with normalisation, dilation or stride is refused by both exports (rather than written wrong)', async () => {
+  const { encodeTorchCheckpoint } = await import('../src/io/torch.js');
+  for (const extra of [{ norm: 'layer' as const }, { dilation: [1, 2] }, { stride: [2, 1] }]) {
+    const model = new CharLM(be, { cell: 'lstm', vocabSize: 256, embedding: 4, hidden: 5, layers: 2, dropout: 0, ...extra }, 1);
+    assert.throws(() => encodeOnnx(model, new ByteVocab()), /cannot write ONNX.*this model has --(norm|dilation|stride)/);
+    assert.throws(() => encodeTorchCheckpoint(model, new ByteVocab()), /cannot write a PyTorch.*this model has --(norm|dilation|stride)/);
+  }
+});

@@ -16,6 +16,7 @@
 import protobuf from 'protobufjs';
 import type { Vocab } from '../data/vocab.js';
 import { cellMode, type CharLM } from '../models/charlm.js';
+import { checkPlainModel } from './torch.js';
 
 export const ONNX_OPSET = 14;
 export const ONNX_IR_VERSION = 8;
@@ -141,6 +142,7 @@ export interface OnnxExportOptions {
 
 /** The char LM as ONNX ModelProto bytes. */
 export function encodeOnnx(model: CharLM, vocab: Vocab, opts: OnnxExportOptions = {}): Uint8Array {
+  checkPlainModel(model, 'ONNX with LSTM/GRU/RNN operators');
   const { cell, vocabSize: V, embedding: E, hidden: H, layers: L } = model.config;
   const mode = cellMode[cell];
   const lstm = mode === 'LSTM';

@@ -12,6 +12,19 @@ import type { Vocab } from '../data/vocab.js';
 import { cellMode, type CharLM } from '../models/charlm.js';
 import { encodeSafetensors } from './safetensors.js';
 
+/**
+ * Exports describe the plain stacked LSTM/GRU/RNN of word_language_model (and ONNX's operators): refuse a
+ * model with normalisation, dilation or stride rather than write one that computes something else.
+ */
+export function checkPlainModel(model: CharLM, what: string): void {
+  const { norm, dilation, stride } = model.config;
+  const extras: string[] = [];
+  if (norm && norm !== 'none') extras.push(`--norm ${norm}`);
+  if (dilation?.some((d) => d !== 1)) extras.push(`--dilation ${dilation.join(',')}`);
+  if (stride?.some((d) => d !== 1)) extras.push(`--stride ${stride.join(',')}`);
+  if (extras.length) throw new Error(`cannot write ${what}: it holds plain stacked LSTM/GRU/RNN layers, and this model has ${extras.join(', ')}`);
+}
+
 /** PyTorch's state_dict order: encoder, then rnn layer by layer (w_ih, w_hh, b_ih, b_hh), then decoder. */
 export function torchStateDictNames(layers: number): string[] {
   const names = ['encoder.weight'];
@@ -25,6 +38,7 @@ export function torchStateDictNames(layers: number): string[] {
  * form PyTorch scripts read); a character vocabulary also gets vocab_json so that rnnkit can load it back.
  */
 export function encodeTorchCheckpoint(model: CharLM, vocab: Vocab): Buffer {
+  checkPlainModel(model, 'a PyTorch word_language_model checkpoint');
   const tensors = new Map<string, { shape: number[]; data: ArrayLike<number> }>();
   for (const name of torchStateDictNames(model.config.layers)) {
     const p = model.params.get(name);
