@@ -84,6 +84,17 @@ function relaxedAvailable(bytes: Uint8Array, allowFlag: boolean): boolean {
   return WA.validate(bytes);
 }
 
+/** A shared memory of up to maxPages pages; smaller when the address space is limited (ulimit -v). */
+function makeMemory(maxPages: number): WasmMemory {
+  for (let max = maxPages; ; max = Math.floor(max / 4)) {
+    try {
+      return new WA.Memory({ initial: 32, maximum: max, shared: true });
+    } catch (e) {
+      if (max <= 1024) throw e;
+    }
+  }
+}
+
 /** Create a WasmBackend: compiles the kernels, makes the shared memory, starts the worker threads. */
 export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
   const dir = opts.wasmDir ?? defaultWasmDir();
@@ -103,7 +114,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   const module = await WA.compile(bytes);
   const threads = Math.min(MAX_THREADS, Math.max(1, Math.floor(opts.threads ?? os.availableParallelism())));
   const maxPages = Math.min(65536, Math.max(256, opts.maxMemoryPages ?? 65536));
-  const memory = new WA.Memory({ initial: 32, maximum: maxPages, shared: true });
+  const memory = makeMemory(maxPages);
   const backend = new WasmBackend(module, memory, threads, relaxed, opts.spin ?? 20000);
   if (opts.mainThreadComputes === false && threads > 1) backend.mainThreadComputes = false;
   try {
@@ -113,7 +124,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     // No worker threads here (a bundler that dropped pool-worker.js, a locked-down runtime): go on
     // single-threaded rather than not at all.
     process.emitWarning(`rnnkit: wasm worker threads could not start (${(e as Error).message}); using 1 thread`);
-    const memory1 = new WA.Memory({ initial: 32, maximum: maxPages, shared: true });
+    const memory1 = makeMemory(maxPages);
     return new WasmBackend(module, memory1, 1, relaxed, opts.spin ?? 20000);
   }
   return backend;
