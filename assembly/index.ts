@@ -857,3 +857,20 @@ export function copy2d(rows: i32, n: i32, X: usize, ldx: i32, Y: usize, ldy: i32
   const nb = <usize>n << 2;
   for (let r = 0; r < rows; r++) memory.copy(at(Y, r * ldy), at(X, r * ldx), nb);
 }
+
+/**
+ * softmaxCrossEntropy over blocks of `blockRows` rows: rows [b0*blockRows, min(n, b1*blockRows)),
+ * the loss of block b stored as f64 at lossOut[b]. Summing the blocks in order gives the same loss
+ * whichever thread computed which block.
+ */
+export function softmaxBlocks(n: i32, V: i32, logits: usize, targets: usize, d: usize, scale: f64,
+  blockRows: i32, b0: i32, b1: i32, lossOut: usize): void {
+  const rowb = <usize>V << 2;
+  for (let b = b0; b < b1; b++) {
+    const r0 = b * blockRows, r1 = min(n, r0 + blockRows);
+    if (r1 <= r0) break;
+    const off = <usize>r0 * rowb;
+    const loss = softmaxCrossEntropy(r1 - r0, V, logits + off, targets + (<usize>r0 << 2), d ? d + off : 0, scale);
+    store<f64>(lossOut + (<usize>b << 3), loss);
+  }
+}

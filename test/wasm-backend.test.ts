@@ -189,7 +189,7 @@ for (const cfg of configs) {
 
     T('cell kernels: lstm, gru, rnn forward and backward', (be) => {
       const r = rng(99);
-      for (const [B, H, off] of [[3, 5, 3], [4, 8, 0], [2, 13, 1], [64, 512, 2]] as [number, number, number][]) {
+      for (const [B, H, off] of [[3, 5, 3], [4, 8, 0], [2, 13, 1], [32, 128, 0], [64, 512, 2]] as [number, number, number][]) {
         const n = B * H;
         // LSTM forward
         const gates = randArray(off + 4 * n, r, -4, 4), cPrev = randArray(off + n, r, -2, 2);
@@ -300,7 +300,7 @@ for (const cfg of configs) {
 
     T('softmaxCrossEntropy', (be) => {
       const r = rng(5);
-      for (const [n, V] of [[37, 67], [64, 256], [3, 1], [5, 6]]) {
+      for (const [n, V] of [[37, 67], [64, 256], [3, 1], [5, 6], [203, 256]]) {
         const logits = randArray(3 + n * V, r, -8, 8);
         if (n > 4) logits[3 + 4 * V] = 60; // a big logit
         const targets = new Int32Array(n);
@@ -398,3 +398,39 @@ for (const cfg of configs) {
     });
   });
 }
+
+describe('WasmBackend results do not depend on the number of threads', () => {
+  test('gemm and softmaxCrossEntropy bitwise equal on 1 and 3 threads', async () => {
+    const r = rng(42);
+    for (const relaxed of [false, true]) {
+      let b1: WasmBackend, b3: WasmBackend;
+      try {
+        b1 = await createWasmBackend({ threads: 1, relaxed });
+        b3 = await createWasmBackend({ threads: 3, relaxed, mainThreadComputes: false });
+      } catch (e) {
+        if (relaxed) continue;
+        throw e;
+      }
+      const run = (be: WasmBackend, tA: boolean, tB: boolean, M: number, N: number, K: number, A: Float32Array, B: Float32Array) => {
+        const a = up(be, A), b = up(be, B), c = be.alloc(M * N);
+        be.gemm(tA, tB, M, N, K, a, 0, tA ? M : K, b, 0, tB ? K : N, 0, c, 0, N);
+        return c.slice();
+      };
+      for (const [tA, tB, M, N, K] of [[false, true, 64, 2048, 512], [true, false, 130, 260, 700], [false, false, 600, 40, 30]] as [boolean, boolean, number, number, number][]) {
+        const A = randArray(M * K, r), B = randArray(K * N, r);
+        assert.deepEqual(run(b3, tA, tB, M, N, K, A, B), run(b1, tA, tB, M, N, K, A, B), `gemm ${M}x${N}x${K}`);
+      }
+      const n = 333, V = 256, L = randArray(n * V, r, -5, 5), tg = new Int32Array(n).map(() => Math.floor(r() * V));
+      const sm = (be: WasmBackend) => {
+        const l = up(be, L), d = be.alloc(n * V);
+        const loss = be.softmaxCrossEntropy(n, V, l, 0, tg, d, 0, 1 / n);
+        return [loss, d.slice()] as const;
+      };
+      const [l1, d1] = sm(b1), [l3, d3] = sm(b3);
+      assert.equal(l3, l1);
+      assert.deepEqual(d3, d1);
+      assert.ok(b3.chunkStats().slice(1).some((v) => v > 0));
+      b1.dispose(); b3.dispose();
+    }
+  });
+});

@@ -60,6 +60,8 @@ export interface KernelExports {
   embeddingForward(n: number, dim: number, ids: number, table: number, out: number): void;
   embeddingBackward(n: number, dim: number, ids: number, dOut: number, dTable: number): void;
   softmaxCrossEntropy(n: number, V: number, logits: number, targets: number, d: number, scale: number): number;
+  softmaxBlocks(n: number, V: number, logits: number, targets: number, d: number, scale: number,
+    blockRows: number, b0: number, b1: number, lossOut: number): void;
   mul(n: number, a: number, b: number, y: number): void;
   addTo(n: number, x: number, y: number): void;
   scale(n: number, s: number, x: number): void;
@@ -159,13 +161,24 @@ function runPart(ex: KernelExports, ctrl: Int32Array, idx: number, ws: number): 
 }
 
 // Row-parallel kernels: the rows [0, rows) are split; per-row strides in bytes are in the args.
-export const ROW_LSTM_FWD = 1, ROW_LSTM_BWD = 2, ROW_GRU_FWD = 3, ROW_GRU_BWD = 4;
+export const ROW_LSTM_FWD = 1, ROW_LSTM_BWD = 2, ROW_GRU_FWD = 3, ROW_GRU_BWD = 4, ROW_SOFTMAX = 5;
+/** Rows per block of the blocked softmax (its loss is summed block by block, in order). */
+export const SOFTMAX_BLOCK = 16;
 // Arg slots for JOB_ROWS: kind, rows, H, then up to 8 pointers.
 export const R_KIND = 0, R_ROWS = 1, R_H = 2, R_P = 3;
 
 function runRows(ex: KernelExports, ctrl: Int32Array, idx: number, parts: number): void {
   const a = ARGS;
   const kind = ctrl[a + R_KIND], rows = ctrl[a + R_ROWS], H = ctrl[a + R_H];
+  if (kind === ROW_SOFTMAX) {
+    // rows = number of blocks here; args: n, V, logits, targets, d, lossOut, scale (f64 in two ints)
+    const [b0, b1] = partRange(rows, 1, parts, idx);
+    if (b1 <= b0) return;
+    const f = new Float64Array(new Int32Array([ctrl[a + R_P + 6], ctrl[a + R_P + 7]]).buffer)[0];
+    ex.softmaxBlocks(ctrl[a + R_P], H, ctrl[a + R_P + 1] >>> 0, ctrl[a + R_P + 2] >>> 0, ctrl[a + R_P + 3] >>> 0, f,
+      SOFTMAX_BLOCK, b0, b1, ctrl[a + R_P + 5] >>> 0);
+    return;
+  }
   const [r0, r1] = partRange(rows, 1, parts, idx);
   const n = r1 - r0;
   if (n <= 0) return;

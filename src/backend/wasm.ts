@@ -16,7 +16,7 @@ import type { Activation, Backend, Buf, PackedB as PackedBBase } from './backend
 import {
   ARGS, CTRL_INTS, DONE, ERR, GEN, G_A, G_B, G_BETA, G_C, G_K, G_LDA, G_LDB, G_LDC, G_M, G_MR, G_N, G_NR,
   G_APK, G_BPK, G_TA, G_TB, JOB, JOB_EXIT, JOB_GEMM, JOB_GEMM_SMALL, JOB_PACK_A, JOB_PACK_B, JOB_ROWS, MSLEEP, PARTS, R_H, R_KIND, R_P, R_ROWS,
-  MAX_THREADS, NEXT, ROW_GRU_BWD, STATS, ROW_GRU_FWD, ROW_LSTM_BWD, ROW_LSTM_FWD, SPLIT, WA, WSLEEP, kernelImports, runChunks,
+  MAX_THREADS, NEXT, ROW_GRU_BWD, ROW_SOFTMAX, SOFTMAX_BLOCK, STATS, ROW_GRU_FWD, ROW_LSTM_BWD, ROW_LSTM_FWD, SPLIT, WA, WSLEEP, kernelImports, runChunks,
 } from './pool-shared.js';
 import type { KernelExports, WasmMemory, WasmModule } from './pool-shared.js';
 
@@ -50,7 +50,9 @@ const PAGE = 65536;
 /** Multiplies below this many multiply-adds run on the main thread only. */
 const PAR_MIN_MACS = 1 << 16;
 /** Row-parallel cell kernels need this many elements (B*H) to be split. */
-const PAR_MIN_CELL = 1 << 14;
+const PAR_MIN_CELL = 1 << 12;
+/** softmaxCrossEntropy over at least this many logits is split over the threads. */
+const PAR_MIN_SOFTMAX = 1 << 15;
 /** An operand of at least this many elements that several chunks would repack is packed once, shared. */
 const SHARE_MIN = 1 << 14;
 /** ... and packed by the thread pool from this size on. */
@@ -168,6 +170,8 @@ export class WasmBackend implements Backend {
   private scratchBytes = 0;
   private packPtr = 0;
   private packBytes = 0;
+  private lossPtr = 0;
+  private lossBytes = 0;
   // threads
   private readonly wsPtrs: number[] = [];
   private readonly ctrl: Int32Array;
@@ -430,6 +434,19 @@ export class WasmBackend implements Backend {
     this.dispatch(parts);
   }
 
+  private readonly f64tmp = new Float64Array(1);
+  private readonly i32tmp = new Int32Array(this.f64tmp.buffer);
+
+  /** Scratch for per-block losses. */
+  private lossScratch(bytes: number): number {
+    if (bytes > this.lossBytes) {
+      if (this.lossPtr) this.rawFree(this.lossPtr);
+      this.lossBytes = Math.max(bytes, 1024, 2 * this.lossBytes);
+      this.lossPtr = this.rawAlloc(this.lossBytes);
+    }
+    return this.lossPtr;
+  }
+
   /** A scratch area of at least `bytes` for operands packed once per multiply (shared by the threads). */
   private packScratch(bytes: number): number {
     if (bytes > this.packBytes) {
@@ -603,7 +620,24 @@ export class WasmBackend implements Backend {
       if (targets[r] >= V) throw new RangeError(`rnnkit: WasmBackend: softmaxCrossEntropy: target ${targets[r]} at ${r} >= V = ${V}`);
     }
     const pt = this.ints(targets, n, 'softmaxCrossEntropy targets');
-    return this.ex.softmaxCrossEntropy(n, V, pl, pt, pd, scale);
+    // Blocks of SOFTMAX_BLOCK rows, their losses summed in order: the same result on any number of threads.
+    const nb = Math.ceil(n / SOFTMAX_BLOCK);
+    const lossPtr = this.lossScratch(nb * 8);
+    if (this.workers.length > 0 && n * V >= PAR_MIN_SOFTMAX && nb >= 2) {
+      const c = this.ctrl, a = ARGS;
+      c[JOB] = JOB_ROWS;
+      c[a + R_KIND] = ROW_SOFTMAX; c[a + R_ROWS] = nb; c[a + R_H] = V;
+      c[a + R_P] = n; c[a + R_P + 1] = pl; c[a + R_P + 2] = pt; c[a + R_P + 3] = pd; c[a + R_P + 5] = lossPtr;
+      this.f64tmp[0] = scale;
+      c[a + R_P + 6] = this.i32tmp[0]; c[a + R_P + 7] = this.i32tmp[1];
+      this.dispatch(Math.min(nb, this.threads * 2));
+    } else {
+      this.ex.softmaxBlocks(n, V, pl, pt, pd, scale, SOFTMAX_BLOCK, 0, nb, lossPtr);
+    }
+    const lv = new Float64Array(this.sab, lossPtr, nb);
+    let loss = 0;
+    for (let b = 0; b < nb; b++) loss += lv[b];
+    return loss;
   }
 
   mul(n: number, a: Buf, aOff: number, b: Buf, bOff: number, y: Buf, yOff: number): void {
