@@ -2,8 +2,8 @@
 // optional "__metadata__" of string values, then the raw little-endian tensor bytes.
 // Reading validates everything and reports problems naming the file.
 
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 
 export interface Tensor {
   shape: number[];
@@ -114,27 +114,56 @@ function f16(u: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
-/** Write a file atomically: a temporary file in the same folder, fsync, rename over the target, fsync the folder. */
+/**
+ * Write a file atomically: a temporary file `<file>.<pid>.tmp` in the same folder, fsync, rename over the
+ * target, fsync the folder. A reader sees the old file or the new one, never a part, even after kill -9 or a
+ * power cut. Temporaries left by processes that died mid-write are removed. Errors name the file.
+ */
 export function writeFileAtomic(file: string, bytes: Uint8Array): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w');
+  let fd = -1;
   try {
+    fd = openSync(tmp, 'w');
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
     fsyncSync(fd);
-  } catch (e) {
     closeSync(fd);
-    try { unlinkSync(tmp); } catch { /* already gone */ }
-    throw e;
+    fd = -1;
+    renameSync(tmp, file);
+  } catch (e) {
+    if (fd >= 0) try { closeSync(fd); } catch { /* already closed */ }
+    try { unlinkSync(tmp); } catch { /* never created, or already gone */ }
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'its folder does not exist' : err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied'
+      : err.code === 'ENOSPC' ? 'no space left on the device' : err.code === 'EISDIR' ? 'it is a directory' : err.message;
+    throw new Error(`cannot write '${file}': ${why}`, { cause: e });
   }
-  closeSync(fd);
-  renameSync(tmp, file);
   // Make the rename itself durable: fsync the folder (not possible on every platform; then the rename is
   // still atomic, only its durability across a power cut is up to the file system).
+  const dir = dirname(file) || '.';
   try {
-    const dfd = openSync(dirname(file) || '.', 'r');
+    const dfd = openSync(dir, 'r');
     try { fsyncSync(dfd); } finally { closeSync(dfd); }
   } catch { /* e.g. Windows cannot open a folder */ }
+  removeStaleTemporaries(dir, basename(file));
+}
+
+/** Remove `<name>.<pid>.tmp` files in `dir` whose writing process no longer exists (killed mid-write). */
+function removeStaleTemporaries(dir: string, name: string): void {
+  let entries: string[];
+  try { entries = readdirSync(dir); } catch { return; }
+  for (const f of entries) {
+    if (!f.startsWith(`${name}.`) || !f.endsWith('.tmp')) continue;
+    const pid = Number(f.slice(name.length + 1, -4));
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0); // throws ESRCH when no such process; EPERM means it exists
+      continue;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+    }
+    try { unlinkSync(join(dir, f)); } catch { /* raced with someone else */ }
+  }
 }
 
 export function readSafetensorsFile(file: string): SafeTensors {
