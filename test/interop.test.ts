@@ -119,3 +119,13 @@ test('PyTorch reads rnnkit\'s torch export and gets rnnkit\'s bpc (make_fixtures
   const mine = evaluateStream(model, vocab.encode(text)).bpc;
   assert.ok(Math.abs(o.bpc - mine) <= 1e-4, `PyTorch ${o.bpc} vs rnnkit ${mine}`);
 });
+
+test('rnnkit sample --checkpoint <PyTorch file> samples (repeatably with a seed)', () => {
+  const f = join(fixtures, spec.models[0].file);
+  const a = rnnkit('sample', '--checkpoint', f, '--prime', 'The ', '--length', '40', '--seed', '3', '--backend', 'js');
+  const b = rnnkit('sample', '--checkpoint', f, '--prime', 'The ', '--length', '40', '--seed', '3', '--backend', 'js');
+  assert.equal(a.code, 0, a.err);
+  assert.ok(a.out.startsWith('The '), a.out);
+  assert.ok(Buffer.byteLength(a.out) >= 40);
+  assert.equal(b.out, a.out);
+});
