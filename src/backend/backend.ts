@@ -138,6 +138,35 @@ export interface Backend {
   /** p -= lr * (g + wd p), with momentum buffer when momentum > 0 (PyTorch SGD). */
   sgd(n: number, p: Buf, g: Buf, mom: Buf | null, lr: number, momentum: number, weightDecay: number): void;
 
+  /** LSTM with a normalized cell state ĉ: h = o * tanh(ĉ) for B rows (o from the activated gates [B,4H]). */
+  lstmOutput?(B: number, H: number, gates: Buf, gOff: number, cn: Buf, cnOff: number, h: Buf, hOff: number): void;
+  /** Its backward: dĉ = dh o (1 - tanh²ĉ), do_pre = dh tanh(ĉ) o (1 - o), both [B, H]. */
+  lstmOutputBackward?(B: number, H: number, gates: Buf, gOff: number, cn: Buf, cnOff: number, dh: Buf, dhOff: number,
+    dcn: Buf, dcnOff: number, dO: Buf, dOOff: number): void;
+
+  // ---- normalization (optional: src/norm/norm.ts falls back to the reference loops of js.ts) ----
+
+  /**
+   * Layer norm over rows of n: x̂ = (X - mean_row) / sqrt(var_row + eps), Y = γ x̂ + β (γ, β at gbOff).
+   * Saves x̂ [rows, n] and rstd [rows] for the backward. Y may be X.
+   */
+  layerNormForward?(rows: number, n: number, X: Buf, xOff: number, gamma: Buf, beta: Buf, gbOff: number,
+    Y: Buf, yOff: number, xhat: Buf, xhOff: number, rstd: Buf, rOff: number, eps: number): void;
+  /** dX = rstd (dY γ - mean(dY γ) - x̂ mean(dY γ x̂)) per row; dγ += Σ dY x̂, dβ += Σ dY. dX may be dY. */
+  layerNormBackward?(rows: number, n: number, dY: Buf, dyOff: number, xhat: Buf, xhOff: number, rstd: Buf, rOff: number,
+    gamma: Buf, gbOff: number, dGamma: Buf, dBeta: Buf, dX: Buf, dxOff: number): void;
+  /** Per column of X [rows, n]: mean and biased variance over the rows with mask[r] != 0 (all when null). */
+  columnStats?(rows: number, n: number, X: Buf, xOff: number, mask: Uint8Array | null, mean: Buf, variance: Buf): void;
+  /** Batch norm with given statistics: x̂ = (X - mean) / sqrt(var + eps) per column, Y = γ x̂ + β; saves x̂, rstd [n]. */
+  normalizeColumns?(rows: number, n: number, X: Buf, xOff: number, mean: Buf, variance: Buf, eps: number,
+    gamma: Buf, beta: Buf, gbOff: number, Y: Buf, yOff: number, xhat: Buf, xhOff: number, rstd: Buf, rOff: number): void;
+  /**
+   * Batch norm backward over the rows with mask[r] != 0 (masked rows get dX = 0 and add nothing to dγ, dβ).
+   * training: the statistics were the batch's (full backward); else constants (dX = dY γ rstd).
+   */
+  batchNormBackward?(rows: number, n: number, dY: Buf, dyOff: number, xhat: Buf, xhOff: number, rstd: Buf, rOff: number,
+    gamma: Buf, gbOff: number, mask: Uint8Array | null, training: boolean, dGamma: Buf, dBeta: Buf, dX: Buf, dxOff: number): void;
+
   /** Release workers and memory. */
   dispose(): void;
 }

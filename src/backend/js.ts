@@ -232,6 +232,101 @@ export class JsBackend implements Backend {
     }
   }
 
+  lstmOutput(B: number, H: number, gates: Buf, gOff: number, cn: Buf, cnOff: number, h: Buf, hOff: number): void {
+    for (let r = 0; r < B; r++) for (let j = 0; j < H; j++) {
+      h[hOff + r * H + j] = gates[gOff + r * 4 * H + 3 * H + j] * Math.tanh(cn[cnOff + r * H + j]);
+    }
+  }
+
+  lstmOutputBackward(B: number, H: number, gates: Buf, gOff: number, cn: Buf, cnOff: number, dh: Buf, dhOff: number,
+    dcn: Buf, dcnOff: number, dO: Buf, dOOff: number): void {
+    for (let r = 0; r < B; r++) for (let j = 0; j < H; j++) {
+      const i = r * H + j, og = gates[gOff + r * 4 * H + 3 * H + j], tc = Math.tanh(cn[cnOff + i]), d = dh[dhOff + i];
+      dcn[dcnOff + i] = d * og * (1 - tc * tc);
+      dO[dOOff + i] = d * tc * og * (1 - og);
+    }
+  }
+
+  layerNormForward(rows: number, n: number, X: Buf, xOff: number, gamma: Buf, beta: Buf, gbOff: number,
+    Y: Buf, yOff: number, xhat: Buf, xhOff: number, rstd: Buf, rOff: number, eps: number): void {
+    for (let r = 0; r < rows; r++) {
+      const x = xOff + r * n, y = yOff + r * n, h = xhOff + r * n;
+      let mean = 0;
+      for (let j = 0; j < n; j++) mean += X[x + j];
+      mean /= n;
+      let v = 0;
+      for (let j = 0; j < n; j++) { const d = X[x + j] - mean; v += d * d; }
+      const rs = 1 / Math.sqrt(v / n + eps);
+      rstd[rOff + r] = rs;
+      for (let j = 0; j < n; j++) { const z = (X[x + j] - mean) * rs; xhat[h + j] = z; Y[y + j] = gamma[gbOff + j] * z + beta[gbOff + j]; }
+    }
+  }
+
+  layerNormBackward(rows: number, n: number, dY: Buf, dyOff: number, xhat: Buf, xhOff: number, rstd: Buf, rOff: number,
+    gamma: Buf, gbOff: number, dGamma: Buf, dBeta: Buf, dX: Buf, dxOff: number): void {
+    for (let r = 0; r < rows; r++) {
+      const dy = dyOff + r * n, h = xhOff + r * n, dx = dxOff + r * n, rs = rstd[rOff + r];
+      let m1 = 0, m2 = 0;
+      for (let j = 0; j < n; j++) {
+        const d = dY[dy + j], gy = d * gamma[gbOff + j];
+        m1 += gy; m2 += gy * xhat[h + j];
+        dGamma[gbOff + j] += d * xhat[h + j]; dBeta[gbOff + j] += d;
+      }
+      m1 /= n; m2 /= n;
+      for (let j = 0; j < n; j++) dX[dx + j] = rs * (dY[dy + j] * gamma[gbOff + j] - m1 - xhat[h + j] * m2);
+    }
+  }
+
+  columnStats(rows: number, n: number, X: Buf, xOff: number, mask: Uint8Array | null, mean: Buf, variance: Buf): void {
+    let count = 0;
+    for (let r = 0; r < rows; r++) if (!mask || mask[r]) count++;
+    for (let j = 0; j < n; j++) {
+      if (count === 0) { mean[j] = 0; variance[j] = 1; continue; }
+      let m = 0;
+      for (let r = 0; r < rows; r++) if (!mask || mask[r]) m += X[xOff + r * n + j];
+      m /= count;
+      let v = 0;
+      for (let r = 0; r < rows; r++) if (!mask || mask[r]) { const d = X[xOff + r * n + j] - m; v += d * d; }
+      mean[j] = m; variance[j] = v / count;
+    }
+  }
+
+  normalizeColumns(rows: number, n: number, X: Buf, xOff: number, mean: Buf, variance: Buf, eps: number,
+    gamma: Buf, beta: Buf, gbOff: number, Y: Buf, yOff: number, xhat: Buf, xhOff: number, rstd: Buf, rOff: number): void {
+    for (let j = 0; j < n; j++) {
+      const rs = 1 / Math.sqrt(variance[j] + eps), m = mean[j], g = gamma[gbOff + j], b = beta[gbOff + j];
+      rstd[rOff + j] = rs;
+      for (let r = 0; r < rows; r++) {
+        const z = (X[xOff + r * n + j] - m) * rs;
+        xhat[xhOff + r * n + j] = z;
+        Y[yOff + r * n + j] = g * z + b;
+      }
+    }
+  }
+
+  batchNormBackward(rows: number, n: number, dY: Buf, dyOff: number, xhat: Buf, xhOff: number, rstd: Buf, rOff: number,
+    gamma: Buf, gbOff: number, mask: Uint8Array | null, training: boolean, dGamma: Buf, dBeta: Buf, dX: Buf, dxOff: number): void {
+    let count = 0;
+    for (let r = 0; r < rows; r++) if (!mask || mask[r]) count++;
+    for (let j = 0; j < n; j++) {
+      const rs = rstd[rOff + j], g = gamma[gbOff + j];
+      let m1 = 0, m2 = 0;
+      for (let r = 0; r < rows; r++) {
+        if (mask && !mask[r]) continue;
+        const d = dY[dyOff + r * n + j], z = xhat[xhOff + r * n + j];
+        m1 += d * g; m2 += d * g * z;
+        dGamma[gbOff + j] += d * z; dBeta[gbOff + j] += d;
+      }
+      if (count > 0) { m1 /= count; m2 /= count; }
+      for (let r = 0; r < rows; r++) {
+        const i = r * n + j;
+        if (mask && !mask[r]) dX[dxOff + i] = 0;
+        else if (!training) dX[dxOff + i] = dY[dyOff + i] * g * rs;
+        else dX[dxOff + i] = rs * (dY[dyOff + i] * g - m1 - xhat[xhOff + i] * m2);
+      }
+    }
+  }
+
   adam(n: number, p: Buf, g: Buf, m: Buf, v: Buf, lr: number, b1: number, b2: number, eps: number,
     weightDecay: number, step: number): void {
     const bc1 = 1 - Math.pow(b1, step), bc2 = 1 - Math.pow(b2, step);

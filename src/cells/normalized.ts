@@ -12,6 +12,8 @@
 // nor the batch statistics (masked rows are left out of them).
 
 import type { Activation, Backend, Buf } from '../backend/backend.js';
+import { copy2d } from '../backend/generic.js';
+import { JsBackend } from '../backend/js.js';
 import type { GateNorm } from '../norm/norm.js';
 import type { CellWeights } from './weights.js';
 import type { LayerSizes, Workspace } from './workspace.js';
@@ -26,13 +28,16 @@ export class NormWorkspace {
   dhraw!: Buf; // gradient w.r.t. h W_hh^T for all steps
   cn!: Buf;   // N_c(c) (LSTM)
   dcn!: Buf;  // scratch [B, H]
+  dO!: Buf;   // scratch [B, H]
+  zero!: Buf; // zeros [B, H]
   saveDh!: Buf; // scratch [B, H]
   saveDc!: Buf; // scratch [B, H]
   constructor(private be: Backend, readonly G: number, readonly H: number) {}
   ensure(T: number, B: number): void {
     if (T * B <= this.cap) return;
     const be = this.be, n = T * B, G = this.G, H = this.H;
-    for (const b of [this.xn, this.hraw, this.dhraw, this.cn, this.dcn, this.saveDh, this.saveDc]) if (b) be.free(b);
+    for (const b of [this.xn, this.hraw, this.dhraw, this.cn, this.dcn, this.dO, this.zero, this.saveDh, this.saveDc]) if (b) be.free(b);
+    this.dO = be.alloc(B * H); this.zero = be.alloc(B * H);
     this.xn = be.alloc(n * G * H); this.hraw = be.alloc(B * G * H); this.dhraw = be.alloc(n * G * H);
     this.cn = be.alloc(n * H); this.dcn = be.alloc(B * H); this.saveDh = be.alloc(B * H); this.saveDc = be.alloc(B * H);
     this.cap = n;
@@ -51,11 +56,12 @@ export interface NormCellArgs {
   mask: Uint8Array | null;
 }
 
-const sigmoidGrad = (s: number): number => s * (1 - s);
+const reference = new JsBackend('float32');
 
 /** Forward through time; x: [T, B, I]. */
 export function normCellForward(a: NormCellArgs, s: LayerSizes, x: Buf, xOff: number): void {
   const { be, cell, w, ws, nws, norm, mask } = a;
+  const kern = be.lstmOutput ? be : reference;
   const { T, B, I, H } = s, rev = s.reverse === true, BH = B * H;
   const G = (cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1) * H, BG = B * G;
   nws.ensure(T, B);
@@ -73,12 +79,9 @@ export function normCellForward(a: NormCellArgs, s: LayerSizes, x: Buf, xOff: nu
       be.addRowVector(B, G, ws.gates, o, w.bih.data, 0, ws.gates, o);
       be.addRowVector(B, G, ws.gates, o, w.bhh.data, 0, ws.gates, o);
       be.lstmCellForward(B, H, ws.gates, o, ws.c, prev, ws.c, out, ws.h, out);
-      if (norm?.has('c')) {
+      if (norm?.has('c')) { // h = o tanh(N_c(c))
         norm.forward('c', t, B, ws.c, out, nws.cn, t * BH);
-        const g = ws.gates, h = ws.h, cn = nws.cn;
-        for (let r = 0; r < B; r++) for (let j = 0; j < H; j++) {
-          h[out + r * H + j] = g[o + r * G + 3 * H + j] * Math.tanh(cn[t * BH + r * H + j]);
-        }
+        kern.lstmOutput!(B, H, ws.gates, o, nws.cn, t * BH, ws.h, out);
       }
     } else if (cell === 'gru') {
       be.addRowVector(B, G, nws.xn, o, w.bih.data, 0, ws.gates, o); // xp = N_x(.) + b_ih
@@ -108,6 +111,7 @@ export function normCellForward(a: NormCellArgs, s: LayerSizes, x: Buf, xOff: nu
  */
 export function normCellBackward(a: NormCellArgs, s: LayerSizes, x: Buf, xOff: number, dy: Buf, dyOff: number, needDx: boolean): void {
   const { be, cell, w, ws, nws, norm, mask } = a;
+  const kern = be.lstmOutputBackward ? be : reference;
   const { T, B, I, H } = s, rev = s.reverse === true, BH = B * H;
   const G = (cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1) * H, BG = B * G;
   if (norm) norm.mask = mask;
@@ -119,25 +123,14 @@ export function normCellBackward(a: NormCellArgs, s: LayerSizes, x: Buf, xOff: n
     if (mask) { be.copy(BH, ws.dh, 0, nws.saveDh, 0); if (cell === 'lstm') be.copy(BH, ws.dc, 0, nws.saveDc, 0); }
     if (cell === 'lstm') {
       if (norm?.has('c')) {
-        // h = o tanh(ĉ): the o gate and ĉ get dh; ĉ = N_c(c) passes its gradient back into dc
-        const g = ws.gates, dg = ws.dgates, dh = ws.dh, dcn = nws.dcn, cn = nws.cn;
-        for (let i = 0; i < BH; i++) {
-          const r = (i / H) | 0, j = i - r * H, og = g[o + r * G + 3 * H + j], tc = Math.tanh(cn[t * BH + i]);
-          dcn[i] = dh[i] * og * (1 - tc * tc);
-          dg[o + r * G + 3 * H + j] = dh[i] * tc * sigmoidGrad(og);
-        }
-        if (mask) for (let r = 0; r < B; r++) if (!mask[t * B + r]) dcn.fill(0, r * H, (r + 1) * H);
-        norm.backward('c', t, B, dcn, 0, dcn, 0);
-        const c = ws.c, dc = ws.dc;
-        for (let i = 0; i < BH; i++) {
-          const r = (i / H) | 0, j = i - r * H, gb = o + r * G;
-          const ig = g[gb + j], fg = g[gb + H + j], gg = g[gb + 2 * H + j];
-          const dcv = dc[i] + dcn[i];
-          dg[gb + j] = dcv * gg * sigmoidGrad(ig);
-          dg[gb + H + j] = dcv * c[prev + i] * sigmoidGrad(fg);
-          dg[gb + 2 * H + j] = dcv * ig * (1 - gg * gg);
-          dc[i] = dcv * fg;
-        }
+        // h = o tanh(ĉ), ĉ = N_c(c): dh reaches the o gate and ĉ; ĉ passes its gradient back into dc, and the
+        // rest is the plain LSTM step with no direct gradient into h
+        kern.lstmOutputBackward!(B, H, ws.gates, o, nws.cn, t * BH, ws.dh, 0, nws.dcn, 0, nws.dO, 0);
+        if (mask) for (let r = 0; r < B; r++) if (!mask[t * B + r]) be.fill(H, 0, nws.dcn, r * H);
+        norm.backward('c', t, B, nws.dcn, 0, nws.dcn, 0);
+        be.addTo(BH, nws.dcn, 0, ws.dc, 0);
+        be.lstmCellBackward(B, H, ws.gates, o, ws.c, prev, ws.c, out, nws.zero, 0, ws.dc, 0, ws.dgates, o);
+        copy2d(be, B, H, nws.dO, 0, H, ws.dgates, o + 3 * H, G);
       } else {
         be.lstmCellBackward(B, H, ws.gates, o, ws.c, prev, ws.c, out, ws.dh, 0, ws.dc, 0, ws.dgates, o);
       }

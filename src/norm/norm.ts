@@ -11,11 +11,14 @@
 //
 // A GateNorm holds the γ/β of one layer direction for the three places a cell normalizes ('x': the input
 // projection, 'h': the hidden projection, 'c': the LSTM cell state), the saved x̂ and 1/σ for the backward,
-// and, for batch norm, the population statistics. The kernels are plain loops over the backend's buffers,
-// which every backend exposes as typed arrays.
+// and, for batch norm, the population statistics. The kernels are the backend's (layerNormForward, ...);
+// a backend without them gets the reference loops of js.ts, which work on any backend's typed arrays.
 
 import type { Backend, Buf } from '../backend/backend.js';
+import { JsBackend } from '../backend/js.js';
 import { Param } from '../layers/param.js';
+
+const reference = new JsBackend('float32');
 
 export type NormKind = 'none' | 'layer' | 'batch' | 'weight';
 export type NormSite = 'x' | 'h' | 'c';
@@ -59,6 +62,11 @@ export class GateNorm {
   training = true;
   /** Valid rows per step: mask[t*B + b] = 1 while sequence b is running (batch statistics only). */
   mask: Uint8Array | null = null;
+  /** The backend's normalization kernels, or the reference loops (they work on any backend's buffers). */
+  private kernels: Backend;
+  /** Batch statistics of one step [n_max]. */
+  private mean: Buf;
+  private var: Buf;
 
   constructor(private be: Backend, opts: NormOptions, sites: [NormSite, number][], suffix: string) {
     if (opts.kind !== 'layer' && opts.kind !== 'batch') throw new Error(`GateNorm: kind must be layer or batch, got ${opts.kind}`);
@@ -67,6 +75,10 @@ export class GateNorm {
     this.momentum = opts.momentum ?? 0.1;
     this.perStep = this.kind === 'batch' && (opts.perStepAffine ?? false);
     this.maxSteps = opts.maxSteps ?? 1024;
+    this.kernels = be.layerNormForward && be.batchNormBackward ? be : reference;
+    const nMax = Math.max(...sites.map(([, n]) => n));
+    this.mean = be.alloc(nMax);
+    this.var = be.alloc(nMax);
     const g0 = opts.gammaInit ?? (this.kind === 'batch' ? 0.1 : 1);
     for (const [site, n] of sites) {
       const rows = this.perStep ? this.maxSteps : 1;
@@ -102,106 +114,41 @@ export class GateNorm {
 
   /** Y[t] = N(X[t]) for the B rows of step t (X may be Y). */
   forward(site: NormSite, t: number, B: number, X: Buf, xOff: number, Y: Buf, yOff: number): void {
-    const s = this.sites.get(site)!, n = s.n, xh = s.xhat, xo = t * B * n;
-    const g = s.gamma.data, b = s.beta.data, a = this.perStep ? Math.min(t, this.maxSteps - 1) * n : 0;
+    const s = this.sites.get(site)!, n = s.n, k = this.kernels, a = this.perStep ? Math.min(t, this.maxSteps - 1) * n : 0;
     if (this.kind === 'layer') {
-      for (let r = 0; r < B; r++) {
-        const x = xOff + r * n;
-        let mean = 0;
-        for (let j = 0; j < n; j++) mean += X[x + j];
-        mean /= n;
-        let v = 0;
-        for (let j = 0; j < n; j++) { const d = X[x + j] - mean; v += d * d; }
-        const rs = 1 / Math.sqrt(v / n + this.eps);
-        s.rstd[t * B + r] = rs;
-        const y = yOff + r * n, h = xo + r * n;
-        for (let j = 0; j < n; j++) { const z = (X[x + j] - mean) * rs; xh[h + j] = z; Y[y + j] = g[a + j] * z + b[a + j]; }
-      }
+      k.layerNormForward!(B, n, X, xOff, s.gamma.data, s.beta.data, a, Y, yOff, s.xhat, t * B * n, s.rstd, t * B, this.eps);
       return;
     }
-    // batch norm: statistics over the valid rows of this step, per feature
-    const mask = this.mask, m = mask ? mask.subarray(t * B, t * B + B) : null;
-    let count = 0;
-    for (let r = 0; r < B; r++) if (!m || m[r]) count++;
-    const pt = Math.min(t, this.maxSteps - 1) * n, rso = t * n;
-    for (let j = 0; j < n; j++) {
-      let mean: number, variance: number;
-      if (this.training) {
-        if (count === 0) { mean = 0; variance = 1; }
-        else {
-          mean = 0;
-          for (let r = 0; r < B; r++) if (!m || m[r]) mean += X[xOff + r * n + j];
-          mean /= count;
-          variance = 0;
-          for (let r = 0; r < B; r++) if (!m || m[r]) { const d = X[xOff + r * n + j] - mean; variance += d * d; }
-          variance /= count;
-          if (t < this.maxSteps) {
-            const unbiased = count > 1 ? variance * count / (count - 1) : variance;
-            s.popMean![pt + j] = (1 - this.momentum) * s.popMean![pt + j] + this.momentum * mean;
-            s.popVar![pt + j] = (1 - this.momentum) * s.popVar![pt + j] + this.momentum * unbiased;
-          }
+    // batch norm: statistics of this step over its valid rows, per feature
+    const m = this.mask ? this.mask.subarray(t * B, t * B + B) : null;
+    if (this.training) {
+      k.columnStats!(B, n, X, xOff, m, this.mean, this.var);
+      let count = 0;
+      for (let r = 0; r < B; r++) if (!m || m[r]) count++;
+      if (t < this.maxSteps && count > 0) {
+        const pt = t * n, mom = this.momentum, unb = count > 1 ? count / (count - 1) : 1;
+        for (let j = 0; j < n; j++) {
+          s.popMean![pt + j] = (1 - mom) * s.popMean![pt + j] + mom * this.mean[j];
+          s.popVar![pt + j] = (1 - mom) * s.popVar![pt + j] + mom * this.var[j] * unb;
         }
-      } else {
-        const q = Math.min(t, Math.max(this.seenSteps, 1) - 1, this.maxSteps - 1) * n;
-        mean = s.popMean![q + j]; variance = s.popVar![q + j];
       }
-      const rs = 1 / Math.sqrt(variance + this.eps);
-      s.rstd[rso + j] = rs;
-      for (let r = 0; r < B; r++) {
-        const z = (X[xOff + r * n + j] - mean) * rs;
-        xh[xo + r * n + j] = z;
-        Y[yOff + r * n + j] = g[a + j] * z + b[a + j];
-      }
+      this.seenSteps = Math.max(this.seenSteps, Math.min(t + 1, this.maxSteps));
+    } else {
+      const q = Math.min(t, Math.max(this.seenSteps, 1) - 1, this.maxSteps - 1) * n;
+      for (let j = 0; j < n; j++) { this.mean[j] = s.popMean![q + j]; this.var[j] = s.popVar![q + j]; }
     }
-    if (this.training) this.seenSteps = Math.max(this.seenSteps, Math.min(t + 1, this.maxSteps));
+    k.normalizeColumns!(B, n, X, xOff, this.mean, this.var, this.eps, s.gamma.data, s.beta.data, a, Y, yOff, s.xhat, t * B * n, s.rstd, t * n);
   }
 
   /** dX[t] = ∂/∂X of the step-t normalization given dY (dX may be dY); accumulates dγ, dβ. */
   backward(site: NormSite, t: number, B: number, dY: Buf, dyOff: number, dX: Buf, dxOff: number): void {
-    const s = this.sites.get(site)!, n = s.n, xh = s.xhat, xo = t * B * n;
-    const g = s.gamma.data, dg = s.gamma.grad, db = s.beta.grad, a = this.perStep ? Math.min(t, this.maxSteps - 1) * n : 0;
+    const s = this.sites.get(site)!, n = s.n, k = this.kernels, a = this.perStep ? Math.min(t, this.maxSteps - 1) * n : 0;
     if (this.kind === 'layer') {
-      for (let r = 0; r < B; r++) {
-        const dy = dyOff + r * n, h = xo + r * n, rs = s.rstd[t * B + r];
-        let m1 = 0, m2 = 0;
-        for (let j = 0; j < n; j++) {
-          const gy = dY[dy + j] * g[a + j];
-          m1 += gy; m2 += gy * xh[h + j];
-          dg[a + j] += dY[dy + j] * xh[h + j]; db[a + j] += dY[dy + j];
-        }
-        m1 /= n; m2 /= n;
-        const dx = dxOff + r * n;
-        for (let j = 0; j < n; j++) dX[dx + j] = rs * (dY[dy + j] * g[a + j] - m1 - xh[h + j] * m2);
-      }
+      k.layerNormBackward!(B, n, dY, dyOff, s.xhat, t * B * n, s.rstd, t * B, s.gamma.data, a, s.gamma.grad, s.beta.grad, dX, dxOff);
       return;
     }
     const m = this.mask ? this.mask.subarray(t * B, t * B + B) : null;
-    let count = 0;
-    for (let r = 0; r < B; r++) if (!m || m[r]) count++;
-    for (let j = 0; j < n; j++) {
-      const rs = s.rstd[t * n + j];
-      if (!this.training) { // population statistics are constants
-        for (let r = 0; r < B; r++) {
-          const dy = dY[dyOff + r * n + j];
-          dg[a + j] += dy * xh[xo + r * n + j]; db[a + j] += dy;
-          dX[dxOff + r * n + j] = dy * g[a + j] * rs;
-        }
-        continue;
-      }
-      let m1 = 0, m2 = 0;
-      for (let r = 0; r < B; r++) {
-        if (m && !m[r]) continue;
-        const dy = dY[dyOff + r * n + j], z = xh[xo + r * n + j];
-        m1 += dy * g[a + j]; m2 += dy * g[a + j] * z;
-        dg[a + j] += dy * z; db[a + j] += dy;
-      }
-      if (count > 0) { m1 /= count; m2 /= count; }
-      for (let r = 0; r < B; r++) {
-        const i = r * n + j;
-        if (m && !m[r]) { dX[dxOff + i] = 0; continue; }
-        dX[dxOff + i] = rs * (dY[dyOff + i] * g[a + j] - m1 - xh[xo + i] * m2);
-      }
-    }
+    k.batchNormBackward!(B, n, dY, dyOff, s.xhat, t * B * n, s.rstd, t * n, s.gamma.data, a, m, this.training, s.gamma.grad, s.beta.grad, dX, dxOff);
   }
 
   /**
