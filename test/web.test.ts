@@ -1,0 +1,163 @@
+// End-to-end test of the browser playground (web/): builds it with Vite, serves the build on localhost
+// (with the COOP/COEP headers the wasm kernels' shared memory needs), and drives Debian's Chromium
+// headless through Playwright. Checks: the bundled model loads on the wasm backend; sampling at T=0.1
+// with the same seed twice gives the same text; the surprisal view's bits per character for a Wikipedia
+// paragraph equals `rnnkit eval` on the same text (to 1e-3); ten seconds of training lower the loss.
+// Writes screenshots of the three views to docs/screenshots/.
+// Skipped (with the reason printed) only where Chromium is not installed (`apt-get install chromium`).
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const root = fileURLToPath(new URL('../../', import.meta.url)); // dist/test -> the repository
+const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const skip = existsSync(chromiumPath) ? false : `Chromium not found at ${chromiumPath} (apt-get install -y chromium, or set CHROMIUM_PATH)`;
+if (skip) console.log(`# web.test: skipped: ${skip}`);
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm',
+  '.txt': 'text/plain; charset=utf-8', '.md': 'text/markdown; charset=utf-8', '.safetensors': 'application/octet-stream',
+  '.png': 'image/png', '.svg': 'image/svg+xml', '.json': 'application/json',
+};
+
+/** A static file server for the built page, cross-origin isolated like `vite preview`. */
+function serve(dir: string): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const file = normalize(join(dir, path.endsWith('/') ? path + 'index.html' : path));
+    if (!file.startsWith(dir) || !existsSync(file)) { res.writeHead(404).end('not found'); return; }
+    res.writeHead(200, {
+      'Content-Type': MIME[extname(file)] ?? 'application/octet-stream',
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cross-Origin-Embedder-Policy': 'require-corp',
+      'Cache-Control': 'no-store',
+    });
+    res.end(readFileSync(file));
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
+    const a = server.address() as { port: number };
+    resolve({ server, url: `http://127.0.0.1:${a.port}/` });
+  }));
+}
+
+/** A paragraph of the bundled Wikipedia text (about 700 characters, at a paragraph start). */
+function wikiParagraph(): string {
+  const text = readFileSync(join(root, 'web/public/wiki-sample.txt'), 'utf8');
+  const paras = text.split('\n').filter((p) => p.length >= 500 && p.length <= 1200 && !/[^\x20-\x7e]/.test(p));
+  return paras[Math.min(7, paras.length - 1)];
+}
+
+test('playground: bundled model, repeatable sampling, bpc equal to rnnkit eval, training in the page', { skip, timeout: 150_000 }, async () => {
+  const t0 = Date.now();
+  const vite = await import('vite');
+  await vite.build({ configFile: join(root, 'web/vite.config.ts'), logLevel: 'error' });
+  const outDir = join(root, 'dist/web');
+  assert.ok(existsSync(join(outDir, 'index.html')) && existsSync(join(outDir, 'model.safetensors')));
+  const { server, url } = await serve(outDir);
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: chromiumPath, headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--disable-quic', '--no-first-run', '--disable-dev-shm-usage'],
+  });
+  const shots = join(root, 'docs/screenshots');
+  mkdirSync(shots, { recursive: true });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 820 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    // No request may leave localhost (the page works offline once loaded).
+    const outside: string[] = [];
+    page.on('request', (r) => { if (!r.url().startsWith(url) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) outside.push(r.url()); });
+
+    await page.goto(url);
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 30_000 });
+    const backend = await page.getAttribute('body', 'data-backend');
+    assert.match(backend ?? '', /^wasm-/, `the page should run on the wasm backend, got ${backend}: ${await page.textContent('#status')}`);
+    assert.match((await page.getAttribute('body', 'data-model')) ?? '', /bundled/, 'the bundled model loads');
+
+    // ---- sampling: T = 0.1, the same seed twice gives the same text
+    const sample = async (temperature: number, seed: number, length: number): Promise<string> => {
+      // (a range input: set its value and fire 'input', as dragging does)
+      await page.$eval('#temperature', (el: any, v: number) => {
+        el.value = String(v);
+        el.dispatchEvent(new Event('input'));
+      }, temperature);
+      await page.fill('#seed', String(seed));
+      await page.fill('#length', String(length));
+      await page.click('#generate');
+      await page.waitForSelector('#sample-output[data-done="1"]', { timeout: 30_000 });
+      return (await page.getAttribute('#sample-output', 'data-text')) ?? '';
+    };
+    await page.fill('#prime', 'The history of ');
+    const a = await sample(0.1, 42, 300);
+    const b = await sample(0.1, 42, 300);
+    assert.ok(a.length >= 250, `sampled text too short: ${JSON.stringify(a)}`);
+    assert.equal(a, b, 'same seed and temperature, same text');
+    const c = await sample(1.2, 7, 300);
+    assert.notEqual(c, a, 'another seed at a higher temperature gives another text');
+    assert.equal(await page.textContent('#temperature-value'), '1.20');
+    await sample(0.6, 1, 700);
+    await page.screenshot({ path: join(shots, 'sample.png') });
+
+    // ---- surprisal: bits per character equal to `rnnkit eval` on the same text
+    const para = wikiParagraph();
+    await page.click('.tab[data-view="surprisal"]');
+    await page.fill('#eval-text', para);
+    await page.click('#analyze');
+    await page.waitForFunction("!!document.getElementById('eval-bpc').dataset.bpc", null, { timeout: 30_000 });
+    const pageBpc = Number(await page.getAttribute('#eval-bpc', 'data-bpc'));
+    const tmp = mkdtempSync(join(tmpdir(), 'rnnkit-web-'));
+    try {
+      writeFileSync(join(tmp, 'para.txt'), para);
+      const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'dist/src/cli/main.js'), 'eval',
+        '--checkpoint', join(root, 'web/public/model.safetensors'), '--data', join(tmp, 'para.txt'), '--json']);
+      const cli = JSON.parse(stdout.trim().split('\n').pop()!) as { bpc: number; chars: number };
+      assert.equal(cli.chars, Buffer.byteLength(para) - 1);
+      assert.ok(Math.abs(pageBpc - cli.bpc) < 1e-3, `page bpc ${pageBpc} vs rnnkit eval ${cli.bpc}`);
+      console.log(`# surprisal view: ${pageBpc.toFixed(5)} bpc, rnnkit eval: ${cli.bpc.toFixed(5)} bpc (${cli.chars} chars)`);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    const spans = await page.$$('#surprisal span');
+    assert.equal(spans.length, [...para].length, 'one coloured span per character');
+    await spans[Math.min(120, spans.length - 1)].hover();
+    await page.waitForSelector('#tooltip:not([hidden]) table');
+    await page.screenshot({ path: join(shots, 'perplexity.png') });
+
+    // ---- training: ten seconds lower the loss
+    await page.click('.tab[data-view="train"]');
+    await page.click('#train-start');
+    await page.waitForFunction("!!document.getElementById('train-stats').dataset.firstLoss", null, { timeout: 20_000 });
+    await page.waitForTimeout(10_000);
+    await page.click('#train-stop');
+    await page.waitForSelector('#train-stats[data-running="0"]', { timeout: 30_000 });
+    const first = Number(await page.getAttribute('#train-stats', 'data-first-loss'));
+    const last = Number(await page.getAttribute('#train-stats', 'data-last-loss'));
+    console.log(`# training in the page: loss ${first.toFixed(3)} -> ${last.toFixed(3)} bits/char; ${await page.textContent('#train-stats')}`);
+    assert.ok(Number.isFinite(first) && Number.isFinite(last) && last < first - 0.5, `loss ${first} -> ${last}`);
+    await page.screenshot({ path: join(shots, 'train.png') });
+
+    // the trained model can be downloaded as a checkpoint that rnnkit reads
+    const [download] = await Promise.all([page.waitForEvent('download', { timeout: 15_000 }), page.click('#train-download')])
+      .catch(async (e) => { throw new Error(`${(e as Error).message}; status: ${await page.textContent('#status')}`); });
+    const file = await download.path();
+    const head = readFileSync(file!);
+    assert.ok(head.length > 1000 && JSON.parse(head.subarray(8, 8 + Number(head.readBigUInt64LE(0))).toString()).__metadata__.format === 'rnnkit-charlm/1');
+
+    assert.deepEqual(errors, [], 'no errors in the page');
+    assert.deepEqual(outside, [], 'no requests outside localhost');
+    console.log(`# web.test: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
