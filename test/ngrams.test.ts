@@ -54,3 +54,12 @@ test('collision statistics: fewer buckets, more collisions; close to the uniform
   assert.ok(mid.usedBuckets <= 4096 && mid.usedBuckets > 0);
   assert.ok(mid.ngramsPerWord.min >= 1 && mid.ngramsPerWord.max > mid.ngramsPerWord.min);
 });
+
+test('FNV-1a hashes exactly the UTF-8 bytes TextEncoder gives (BMP, astral, lone surrogates)', () => {
+  const enc = new TextEncoder();
+  for (const s of ['#abc#', 'ёжик', 'Straße', '日本語', '😀x', 'a\ud800b', '\udc00']) {
+    let h = 0x811c9dc5;
+    for (const b of enc.encode(s)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+    assert.equal(fnv1a(s), h, JSON.stringify(s));
+  }
+});

@@ -9,7 +9,7 @@ import { Param, namedParameters } from '../layers/param.js';
 import { textBags, type NgramConfig, ngramConfig } from '../text/ngrams.js';
 import { Rng } from '../util/rng.js';
 import {
-  TaskOptimizer, accuracy, argmaxRows, confusionMatrix, formatConfusion, loadSentences, loadTaskModel, runBudget,
+  TaskOptimizer, accuracy, argmaxRows, confusionMatrix, formatConfusion, loadSentences, loadTaskModel, runBudget, spread,
   saveTaskModel, shuffle, splitTrainTest, type Sentence,
 } from './common.js';
 import type { TaskDef, TaskResult, TaskTrainOptions } from './task.js';
@@ -74,12 +74,12 @@ function evaluate(model: BagClassifier, test: Sentence[], labels: string[]): Tas
 export function trainBag(be: Backend, o: TaskTrainOptions): TaskResult {
   const all = loadSentences(o.data);
   let { train, test } = splitTrainTest(all);
-  if (o.limit) { train = train.slice(0, o.limit); test = test.slice(0, Math.ceil(o.limit / 4)); }
+  if (o.limit) { train = spread(train, o.limit); test = spread(test, Math.ceil(o.limit / 4)); }
   const labels = [...new Set(all.map((s) => s.lang))].sort();
   const mode = (o.model ?? 'mean') as BagMode;
   const config: BagClassifierConfig = { ngrams: ngramConfig({ buckets: 1 << 16 }), mode, embedding: o.embedding ?? 32, hidden: o.hidden ?? 64, classes: labels.length };
   const model = new BagClassifier(be, config, o.seed);
-  const opt = new TaskOptimizer(be, model.parameters(), o.lr ?? 1e-2);
+  const opt = new TaskOptimizer(be, model.parameters(), o.lr ?? 1e-2, 5, [model.bag]);
   const rng = new Rng(o.seed), B = Math.min(o.batch ?? 32, train.length);
   let order = shuffle(train, rng), pos = 0, epochs = 0;
   const run = runBudget(o, () => {
@@ -110,7 +110,7 @@ export const oneToOne: TaskDef = {
   evaluate(be, o) {
     const { model, labels } = load(be, o.checkpoint);
     let { test } = splitTrainTest(loadSentences(o.data));
-    if (o.limit) test = test.slice(0, o.limit);
+    if (o.limit) test = spread(test, o.limit);
     return evaluate(model, test.filter((s) => labels.includes(s.lang)), labels);
   },
   predict(be, checkpoint, inputs) {

@@ -8,8 +8,9 @@ import type { Backend, Buf } from '../backend/backend.js';
 import { packageRoot } from '../data/corpus.js';
 import { CharVocab, vocabFromJSON } from '../data/vocab.js';
 import { encodeSafetensors, readSafetensorsFile, writeFileAtomic } from '../io/safetensors.js';
+import type { EmbeddingBag } from '../layers/embeddingbag.js';
 import type { Param } from '../layers/param.js';
-import { Adam, clipGradNorm } from '../optim/optim.js';
+import { Adam } from '../optim/optim.js';
 import { Rng } from '../util/rng.js';
 
 export interface Sentence {
@@ -45,6 +46,13 @@ export function loadSentences(file = defaultSentencesPath()): Sentence[] {
 export function splitTrainTest<T>(items: T[], testFraction = 0.2): { train: T[]; test: T[] } {
   const k = Math.max(2, Math.round(1 / testFraction));
   return { train: items.filter((_, i) => i % k !== k - 1), test: items.filter((_, i) => i % k === k - 1) };
+}
+
+/** At most n items, evenly spaced over the list (keeps every class of a sorted list represented). */
+export function spread<T>(items: T[], n: number | undefined): T[] {
+  if (!n || n >= items.length) return items;
+  const step = items.length / n;
+  return Array.from({ length: n }, (_, i) => items[Math.floor(i * step)]);
 }
 
 export function shuffle<T>(items: T[], rng: Rng): T[] {
@@ -102,16 +110,53 @@ export function runBudget(budget: BudgetOptions, step: (i: number) => number, re
   return { steps: i, seconds: (performance.now() - t0) / 1000, loss: avg };
 }
 
-/** Adam + global norm clipping, the optimizer every task uses. */
+/**
+ * Adam + global norm clipping, the optimizer every task uses. Tables of EmbeddingBags given as `sparse` get
+ * lazy row-wise updates (PyTorch's SparseAdam semantics: only the rows touched by the batch move, and only
+ * their moments are updated), and only those rows are clipped and zeroed: a step costs the rows a batch
+ * uses, not the 2^16-row table.
+ */
 export class TaskOptimizer {
   readonly adam: Adam;
-  constructor(readonly be: Backend, readonly params: Param[], lr: number, readonly clip = 5) {
-    this.adam = new Adam(be, params, { lr });
+  private dense: Param[];
+  private m: Buf[];
+  private v: Buf[];
+  private t = 0;
+
+  constructor(readonly be: Backend, readonly params: Param[], readonly lr: number, readonly clip = 5, readonly sparse: EmbeddingBag[] = []) {
+    const tables = new Set(sparse.map((b) => b.weight));
+    this.dense = params.filter((p) => !tables.has(p));
+    this.adam = new Adam(be, this.dense, { lr });
+    this.m = sparse.map((b) => be.alloc(b.weight.size));
+    this.v = sparse.map((b) => be.alloc(b.weight.size));
   }
-  zeroGrad(): void { this.adam.zeroGrad(); }
+
+  zeroGrad(): void {
+    this.adam.zeroGrad();
+    for (const b of this.sparse) b.zeroGradTouched();
+  }
+
   step(): void {
-    if (this.clip > 0) clipGradNorm(this.be, this.params, this.clip);
+    const be = this.be;
+    if (this.clip > 0) {
+      let sq = 0;
+      for (const p of this.dense) sq += be.sumSquares(p.size, p.grad, 0);
+      for (const b of this.sparse) for (const r of b.touchedRows()) sq += be.sumSquares(b.dim, b.weight.grad, r * b.dim);
+      const norm = Math.sqrt(sq), coef = this.clip / (norm + 1e-6);
+      if (coef < 1) {
+        for (const p of this.dense) be.scale(p.size, coef, p.grad, 0);
+        for (const b of this.sparse) for (const r of b.touchedRows()) be.scale(b.dim, coef, b.weight.grad, r * b.dim);
+      }
+    }
     this.adam.step();
+    this.t++;
+    this.sparse.forEach((b, k) => {
+      const d = b.dim, w = b.weight;
+      for (const r of b.touchedRows()) {
+        const s = r * d, e = s + d;
+        be.adam(d, w.data.subarray(s, e), w.grad.subarray(s, e), this.m[k].subarray(s, e), this.v[k].subarray(s, e), this.lr, 0.9, 0.999, 1e-8, 0, this.t);
+      }
+    });
   }
 }
 

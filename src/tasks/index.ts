@@ -4,9 +4,10 @@ import { oneToOne } from './bagclassifier.js';
 import { manyToOne } from './langid.js';
 import { synced } from './synced.js';
 import { oneToMany } from './speller.js';
+import { manyToMany } from './seq2seq.js';
 import type { TaskDef } from './task.js';
 
-export const TASKS: TaskDef[] = [oneToOne, oneToMany, manyToOne, synced];
+export const TASKS: TaskDef[] = [oneToOne, oneToMany, manyToOne, manyToMany, synced];
 
 export function findTask(name: string): TaskDef {
   const t = TASKS.find((x) => x.name === name);

@@ -7,7 +7,7 @@ import type { CharVocab } from '../data/vocab.js';
 import { Rng } from '../util/rng.js';
 import {
   TaskOptimizer, accuracy, argmaxRows, charVocab, charVocabFromJSON, confusionMatrix, formatConfusion, loadSentences,
-  loadTaskModel, padBatch, runBudget, saveTaskModel, shuffle, splitTrainTest, type Sentence,
+  loadTaskModel, padBatch, runBudget, spread, saveTaskModel, shuffle, splitTrainTest, type Sentence,
 } from './common.js';
 import { SeqClassifier, type EncoderKind, type SeqClassifierConfig } from './seqclassifier.js';
 import type { TaskDef, TaskEvalOptions, TaskResult, TaskTrainOptions } from './task.js';
@@ -43,7 +43,7 @@ export function evaluateClassifier(model: SeqClassifier, examples: { ids: Int32A
 export function trainLangId(be: Backend, o: TaskTrainOptions): TaskResult {
   const all = loadSentences(o.data);
   let { train, test } = splitTrainTest(all);
-  if (o.limit) { train = train.slice(0, o.limit); test = test.slice(0, Math.ceil(o.limit / 4)); }
+  if (o.limit) { train = spread(train, o.limit); test = spread(test, Math.ceil(o.limit / 4)); }
   const labels = [...new Set(all.map((s) => s.lang))].sort();
   const p: Prepared = { vocab: charVocab(train.map((s) => s.text)), labels };
   const trainEx = train.map((s) => encode(p, s)), testEx = test.map((s) => encode(p, s));
@@ -84,7 +84,7 @@ export const manyToOne: TaskDef = {
   evaluate(be, o: TaskEvalOptions) {
     const { model, p } = loadLangId(be, o.checkpoint);
     let { test } = splitTrainTest(loadSentences(o.data));
-    if (o.limit) test = test.slice(0, o.limit);
+    if (o.limit) test = spread(test, o.limit);
     return evaluateClassifier(model, test.filter((s) => p.labels.includes(s.lang)).map((s) => encode(p, s)), p.labels);
   },
   predict(be, checkpoint, inputs) {

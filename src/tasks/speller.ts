@@ -14,7 +14,7 @@ import { Param, namedParameters } from '../layers/param.js';
 import { ngramConfig, tokenizeWords, wordNgramIds, type NgramConfig } from '../text/ngrams.js';
 import { Rng } from '../util/rng.js';
 import {
-  TaskOptimizer, charErrorRate, charVocabFromJSON, loadSentences, loadTaskModel, runBudget, saveTaskModel, shuffle,
+  TaskOptimizer, charErrorRate, charVocabFromJSON, loadSentences, loadTaskModel, runBudget, spread, saveTaskModel, shuffle,
   splitTrainTest,
 } from './common.js';
 import { CharDecoder, type DecoderConfig } from './decoder.js';
@@ -126,7 +126,7 @@ function evaluate(model: Speller, vocab: CharVocab, words: string[], reference: 
 export function trainSpeller(be: Backend, o: TaskTrainOptions): TaskResult {
   const sentences = loadSentences(o.data);
   let { train, test } = splitTrainTest(corpusWords(sentences.map((s) => s.text)));
-  if (o.limit) { train = train.slice(0, o.limit); test = test.slice(0, Math.ceil(o.limit / 4)); }
+  if (o.limit) { train = spread(train, o.limit); test = spread(test, Math.ceil(o.limit / 4)); }
   const vocab = CharVocab.fromText(train.join(' '));
   const H = o.hidden ?? 128;
   const config: SpellerConfig = {
@@ -134,7 +134,7 @@ export function trainSpeller(be: Backend, o: TaskTrainOptions): TaskResult {
     decoder: { vocabSize: vocab.size + 1, embedding: 32, hidden: H, attention: false },
   };
   const model = new Speller(be, config, o.seed);
-  const opt = new TaskOptimizer(be, model.parameters(), o.lr ?? 3e-3);
+  const opt = new TaskOptimizer(be, model.parameters(), o.lr ?? 3e-3, 5, [model.bag]);
   const rng = new Rng(o.seed), B = Math.min(o.batch ?? 32, train.length);
   let order = shuffle(train, rng), pos = 0, epochs = 0;
   const run = runBudget(o, () => {
@@ -174,7 +174,7 @@ export const oneToMany: TaskDef = {
   evaluate(be, o) {
     const { model, vocab, reference } = load(be, o.checkpoint);
     let { test } = splitTrainTest(corpusWords(loadSentences(o.data).map((s) => s.text)));
-    if (o.limit) test = test.slice(0, o.limit);
+    if (o.limit) test = spread(test, o.limit);
     return evaluate(model, vocab, test, reference);
   },
   predict(be, checkpoint, inputs) {

@@ -12,7 +12,7 @@ import { Param, namedParameters } from '../layers/param.js';
 import { RecurrentStack } from '../layers/recurrent.js';
 import { Rng } from '../util/rng.js';
 import {
-  TaskOptimizer, charVocab, charVocabFromJSON, f1Score, loadSentences, loadTaskModel, runBudget, saveTaskModel,
+  TaskOptimizer, charVocab, charVocabFromJSON, f1Score, loadSentences, loadTaskModel, runBudget, spread, saveTaskModel,
   splitTrainTest,
 } from './common.js';
 import type { TaskDef, TaskResult, TaskTrainOptions } from './task.js';
@@ -144,7 +144,7 @@ const joinText = (xs: { text: string }[]): string => xs.map((s) => s.text).join(
 
 export function trainSynced(be: Backend, o: TaskTrainOptions): TaskResult {
   let { train, test } = splitTrainTest(loadSentences(o.data));
-  if (o.limit) { train = train.slice(0, o.limit); test = test.slice(0, Math.ceil(o.limit / 4)); }
+  if (o.limit) { train = spread(train, o.limit); test = spread(test, Math.ceil(o.limit / 4)); }
   const trainText = joinText(train), { lower, labels } = caseLabels(trainText);
   const vocab = charVocab([lower]);
   const ids = vocab.encode(lower);
@@ -184,7 +184,7 @@ export const synced: TaskDef = {
   evaluate(be, o) {
     const { model, vocab } = load(be, o.checkpoint);
     let { test } = splitTrainTest(loadSentences(o.data));
-    if (o.limit) test = test.slice(0, o.limit);
+    if (o.limit) test = spread(test, o.limit);
     return evaluate(model, vocab, joinText(test));
   },
   predict(be, checkpoint, inputs) {

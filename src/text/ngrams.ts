@@ -10,15 +10,21 @@
 //  - different n-grams share a bucket (collisions): `collisionStats` measures it for a corpus; more buckets
 //    or fewer n-gram lengths lower it.
 
-const enc = new TextEncoder();
-
 /** 32-bit FNV-1a hash of the UTF-8 bytes of s (offset basis 2166136261, prime 16777619). */
 export function fnv1a(s: string): number {
-  const bytes = enc.encode(s);
   let h = 0x811c9dc5;
-  for (let i = 0; i < bytes.length; i++) {
-    h ^= bytes[i];
-    h = Math.imul(h, 0x01000193) >>> 0;
+  const byte = (b: number): void => { h = Math.imul(h ^ b, 0x01000193) >>> 0; };
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length) {
+      const lo = s.charCodeAt(i + 1);
+      if (lo >= 0xdc00 && lo < 0xe000) { c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00); i++; }
+    }
+    if (c >= 0xd800 && c < 0xe000) c = 0xfffd; // lone surrogate: encoded as U+FFFD, like TextEncoder
+    if (c < 0x80) byte(c);
+    else if (c < 0x800) { byte(0xc0 | (c >> 6)); byte(0x80 | (c & 63)); }
+    else if (c < 0x10000) { byte(0xe0 | (c >> 12)); byte(0x80 | ((c >> 6) & 63)); byte(0x80 | (c & 63)); }
+    else { byte(0xf0 | (c >> 18)); byte(0x80 | ((c >> 12) & 63)); byte(0x80 | ((c >> 6) & 63)); byte(0x80 | (c & 63)); }
   }
   return h >>> 0;
 }
@@ -92,13 +98,23 @@ export interface Bags {
  */
 export function textBags(texts: string[], o: NgramOptions = {}): Bags {
   const c = ngramConfig(o);
+  const key = `${c.minn},${c.maxn},${c.buckets},${c.word}`;
+  if (cacheKey !== key || cache.size > 200_000) { cache.clear(); cacheKey = key; }
   const ids: number[] = [], offsets: number[] = [];
   for (const t of texts) {
     offsets.push(ids.length);
-    for (const w of tokenizeWords(t)) for (const id of wordNgramIds(w, c)) ids.push(id);
+    for (const w of tokenizeWords(t)) {
+      let g = cache.get(w);
+      if (!g) { g = wordNgramIds(w, c); cache.set(w, g); }
+      for (let i = 0; i < g.length; i++) ids.push(g[i]);
+    }
   }
   return { ids: Int32Array.from(ids), offsets: Int32Array.from(offsets) };
 }
+
+/** Word -> n-gram ids, for the last configuration textBags was called with. */
+const cache = new Map<string, Int32Array>();
+let cacheKey = '';
 
 export interface CollisionStats {
   buckets: number;
