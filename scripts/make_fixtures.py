@@ -425,6 +425,14 @@ def main():
     charlm_fixture("rnn_tanh", 1, seed=304)
     optim_fixture()
     torch_interop_fixtures()
+    task_layer_fixtures()
+
+
+def task_layer_fixtures():
+    """EmbeddingBag, Conv1d, dot attention: see scripts/make_fixtures_tasks.py (schemas D-F of the fixtures README)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import make_fixtures_tasks
+    make_fixtures_tasks.main()
 
 
 if __name__ == "__main__":
