@@ -63,3 +63,28 @@ test('FNV-1a hashes exactly the UTF-8 bytes TextEncoder gives (BMP, astral, lone
     assert.equal(fnv1a(s), h, JSON.stringify(s));
   }
 });
+
+test('rnnkit ngrams --stats --data FILE --buckets N prints the collision rate; rnnkit ngrams WORD lists n-grams', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { dirname, join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+  const file = join(mkdtempSync(join(tmpdir(), 'rnnkit-ngrams-')), 'corpus.txt');
+  const text = 'Москва — столица России. Berlin ist die Hauptstadt Deutschlands. London is the capital of England.\n'.repeat(4);
+  writeFileSync(file, text);
+  const run = (...args: string[]) => spawnSync(process.execPath, [main, 'ngrams', ...args], { encoding: 'utf8' });
+  const r = run('--stats', '--data', file, '--buckets', '64', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const s = JSON.parse(r.stdout), want = collisionStats(text, { buckets: 64 });
+  assert.equal(s.buckets, 64);
+  assert.equal(s.collisionRate, want.collisionRate);
+  assert.ok(s.collisionRate > 0.5, 'a corpus with hundreds of n-grams in 64 buckets collides');
+  const t = run('--stats', '--data', file);
+  assert.match(t.stdout, /collision rate/);
+  assert.match(t.stdout, /4194304/);
+  const w = run('where', '--minn', '3', '--maxn', '3');
+  assert.match(w.stdout, /where: 6 n-grams/);
+  assert.match(w.stdout, /#wh:\d+ whe:\d+/);
+});
