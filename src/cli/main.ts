@@ -8,6 +8,7 @@ import { registerExport } from './export.js';
 import { registerSample } from './sample.js';
 import { registerTrain } from './train.js';
 import { registerTask } from './task.js';
+import { registerNgrams } from './ngrams.js';
 
 const program = new Command();
 program
@@ -23,6 +24,7 @@ registerEval(program);
 registerBench(program);
 registerExport(program);
 registerTask(program);
+registerNgrams(program);
 
 try {
   await program.parseAsync(process.argv);
