@@ -14,7 +14,10 @@ import { JsBackend } from '../src/backend/js.js';
 import { createBackend } from '../src/backend/index.js';
 import { ConvLM, convLMConfig } from '../src/models/conv.js';
 import { TASKS, findTask } from '../src/tasks/index.js';
-import { padBatch, loadSentences, charErrorRate, editDistance } from '../src/tasks/common.js';
+import { padBatch, loadSentences, charErrorRate, editDistance, TaskOptimizer } from '../src/tasks/common.js';
+import { EmbeddingBag } from '../src/layers/embeddingbag.js';
+import { Linear } from '../src/layers/linear.js';
+import { Adam, clipGradNorm } from '../src/optim/optim.js';
 import { SeqClassifier } from '../src/tasks/seqclassifier.js';
 import { caseLabels, ruleCase } from '../src/tasks/synced.js';
 import { addNoise, fragments } from '../src/tasks/seq2seq.js';
@@ -99,6 +102,40 @@ test('many-to-many: the attention encoder-decoder learns to reproduce and correc
   writeFileSync(data, loadSentences().map((s) => `${s.lang}\t${s.text.split(' ').slice(0, 2).join(' ')}`).join('\n'));
   const r = findTask('many-to-many').train(be, { ...quiet, data, steps: 600, limit: 1500, hidden: 32, lr: 0.02, batch: 16 });
   assert.ok(r.value < 0.7, `CER after ${r.value} (before ${r.cer_before}; an untrained decoder is near 1)`);
+});
+
+test('sparse row-wise Adam on an n-gram table equals dense Adam + clipping when every row is touched, and leaves untouched rows alone', () => {
+  const f = new JsBackend('float64');
+  const make = (): { bag: EmbeddingBag; lin: Linear } => ({ bag: new EmbeddingBag(f, 6, 3, 'mean', new Rng(1)), lin: new Linear(f, 3, 2, new Rng(2)) });
+  const a = make(), b = make();
+  const sparse = new TaskOptimizer(f, [a.bag.weight, ...a.lin.parameters()], 0.05, 0.5, [a.bag]);
+  const dense = new Adam(f, [b.bag.weight, ...b.lin.parameters()], { lr: 0.05 });
+  const ids = Int32Array.from([0, 1, 2, 3, 4, 5, 5, 0]), offs = Int32Array.from([0, 3, 6]);
+  const run = (m: { bag: EmbeddingBag; lin: Linear }): void => {
+    const x = f.alloc(9), y = f.alloc(6);
+    m.bag.forward(ids, offs, x, 0);
+    m.lin.forward(3, x, 0, y, 0);
+    const dx = m.lin.backward(3, x, 0, Float64Array.from([1, -2, 3, 0.5, -1, 2]), 0, true)!;
+    m.bag.backward(dx, 0);
+  };
+  for (let s = 0; s < 3; s++) {
+    sparse.zeroGrad(); run(a); sparse.step();
+    dense.zeroGrad(); run(b); clipGradNorm(f, dense.params, 0.5); dense.step();
+    a.bag.weight.data.forEach((v, i) => assert.ok(Math.abs(v - b.bag.weight.data[i]) < 1e-12, `step ${s} table[${i}]`));
+    a.lin.weight.data.forEach((v, i) => assert.ok(Math.abs(v - b.lin.weight.data[i]) < 1e-12, `step ${s} linear[${i}]`));
+  }
+  // a bag that touches rows 1 and 2 only moves rows 1 and 2
+  const before = Float64Array.from(a.bag.weight.data);
+  sparse.zeroGrad();
+  const x = f.alloc(3), y = f.alloc(2);
+  a.bag.forward(Int32Array.from([1, 2]), Int32Array.from([0]), x, 0);
+  a.lin.forward(1, x, 0, y, 0);
+  a.bag.backward(a.lin.backward(1, x, 0, Float64Array.from([1, 1]), 0, true)!, 0);
+  sparse.step();
+  for (let r = 0; r < 6; r++) for (let c = 0; c < 3; c++) {
+    const moved = a.bag.weight.data[r * 3 + c] !== before[r * 3 + c];
+    assert.equal(moved, r === 1 || r === 2, `row ${r}`);
+  }
 });
 
 // ---- the LM baselines ----
