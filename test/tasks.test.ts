@@ -22,6 +22,7 @@ import { SeqClassifier } from '../src/tasks/seqclassifier.js';
 import { caseLabels, ruleCase } from '../src/tasks/synced.js';
 import { addNoise, fragments } from '../src/tasks/seq2seq.js';
 import { Rng } from '../src/util/rng.js';
+import { WordVocab } from '../src/text/wordvocab.js';
 
 // the fastest backend available here (wasm, one thread; else the reference): these tests train real models
 const be = await createBackend({ backend: 'auto', threads: 1 });
@@ -54,6 +55,17 @@ test('metrics: edit distance, CER, case labels, noise', () => {
 test('one-to-one: bag of hashed n-grams + MLP identifies the language', () => {
   const r = findTask('one-to-one').train(be, { ...quiet, steps: 60, limit: 600 });
   assert.ok(r.value > 0.85 && r.value > r.baseline! + 0.3, `accuracy ${r.value} (majority class ${r.baseline})`);
+});
+
+test('one-to-one with word ids (<unk> for unseen words): works, and Russian has the most out-of-vocabulary words', () => {
+  const r = findTask('one-to-one').train(be, { ...quiet, steps: 60, model: 'words' });
+  assert.ok(r.value > 0.85, `accuracy ${r.value}`);
+  const oov = r.test_oov_rate as Record<string, number>;
+  assert.ok(oov.ru > oov.en && oov.ru > 0.2, JSON.stringify(oov));
+  const v = WordVocab.fromTexts(['a b b c', 'b c'], { minCount: 2 });
+  assert.deepEqual(v.words, ['<unk>', 'b', 'c']);
+  assert.deepEqual(Array.from(v.encode('B a c d')), [1, 0, 2, 0]);
+  assert.deepEqual(WordVocab.fromJSON(JSON.parse(JSON.stringify(v.toJSON()))).words, v.words);
 });
 
 test('many-to-one: LSTM language id, saved model evaluates to the same accuracy, predicts', () => {
