@@ -874,3 +874,38 @@ export function softmaxBlocks(n: i32, V: i32, logits: usize, targets: usize, d: 
     store<f64>(lossOut + (<usize>b << 3), loss);
   }
 }
+
+// @ts-ignore: decorator
+@inline function lstmOut(o: usize, cn: usize, h: usize, one: bool): void {
+  st(h, f32x4.mul(ld(o, one), vtanh(ld(cn, one))), one);
+}
+
+/** LSTM with a normalized cell state: h = o * tanh(cn), o the activated output gate of gates [B, 4H]. */
+export function lstmOutput(B: i32, H: i32, gates: usize, cn: usize, h: usize): void {
+  const Hb = <usize>H << 2;
+  for (let b = 0; b < B; b++) {
+    const o = gates + 4 * Hb * b + 3 * Hb, c = cn + Hb * b, hh = h + Hb * b;
+    let j = 0;
+    for (; j + 4 <= H; j += 4) { const q = <usize>j << 2; lstmOut(o + q, c + q, hh + q, false); }
+    for (; j < H; j++) { const q = <usize>j << 2; lstmOut(o + q, c + q, hh + q, true); }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function lstmOutBwd(o: usize, cn: usize, dh: usize, dcn: usize, dO: usize, one: bool): void {
+  const one4 = f32x4.splat(1);
+  const og = ld(o, one), tc = vtanh(ld(cn, one)), d = ld(dh, one);
+  st(dcn, f32x4.mul(f32x4.mul(d, og), f32x4.sub(one4, f32x4.mul(tc, tc))), one);
+  st(dO, f32x4.mul(f32x4.mul(f32x4.mul(d, tc), og), f32x4.sub(one4, og)), one);
+}
+
+/** Backward of lstmOutput: dcn = dh o (1 - tanh^2 cn), dO = dh tanh(cn) o (1 - o). */
+export function lstmOutputBackward(B: i32, H: i32, gates: usize, cn: usize, dh: usize, dcn: usize, dO: usize): void {
+  const Hb = <usize>H << 2;
+  for (let b = 0; b < B; b++) {
+    const o = gates + 4 * Hb * b + 3 * Hb, s = Hb * b;
+    let j = 0;
+    for (; j + 4 <= H; j += 4) { const q = <usize>j << 2; lstmOutBwd(o + q, cn + s + q, dh + s + q, dcn + s + q, dO + s + q, false); }
+    for (; j < H; j++) { const q = <usize>j << 2; lstmOutBwd(o + q, cn + s + q, dh + s + q, dcn + s + q, dO + s + q, true); }
+  }
+}

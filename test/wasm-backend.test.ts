@@ -207,6 +207,18 @@ for (const cfg of configs) {
         be.lstmCellBackward(B, H, gW, off, cpW, off, cW, off, dhW, off, dcW, off, dgW, off);
         close(dgW, dg, 2e-6, 2e-6, `lstm bwd dgates B=${B} H=${H}`);
         close(dcW, dc, 2e-6, 2e-6, `lstm bwd dc B=${B} H=${H}`);
+        // LSTM output with a normalized cell state
+        const cn = randArray(off + n, r, -3, 3), h3 = new Float32Array(off + n).fill(NaN);
+        const cnW = up(be, cn), h3W = up(be, h3);
+        js.lstmOutput(B, H, gates, off, cn, off, h3, off);
+        be.lstmOutput(B, H, gW, off, cnW, off, h3W, off);
+        close(h3W, h3, 2e-6, 1e-6, `lstmOutput B=${B} H=${H}`);
+        const dcn = new Float32Array(off + n), dO = new Float32Array(off + n);
+        const dcnW = up(be, dcn), dOW = up(be, dO);
+        js.lstmOutputBackward(B, H, gates, off, cn, off, dh, off, dcn, off, dO, off);
+        be.lstmOutputBackward(B, H, gW, off, cnW, off, dhW, off, dcnW, off, dOW, off);
+        close(dcnW, dcn, 2e-6, 2e-6, `lstmOutputBackward dcn B=${B} H=${H}`);
+        close(dOW, dO, 2e-6, 2e-6, `lstmOutputBackward dO B=${B} H=${H}`);
         // GRU forward
         const xp = randArray(off + 3 * n, r, -3, 3), hp = randArray(off + 3 * n, r, -3, 3), hPrev = randArray(off + n, r);
         const act = new Float32Array(off + 3 * n), h2 = new Float32Array(off + n);

@@ -50,6 +50,8 @@ export interface KernelExports {
   vecSigmoid(n: number, x: number, y: number): void;
   lstmCellForward(B: number, H: number, gates: number, cPrev: number, c: number, h: number): void;
   lstmCellBackward(B: number, H: number, gates: number, cPrev: number, c: number, dh: number, dc: number, dgates: number): void;
+  lstmOutput(B: number, H: number, gates: number, cn: number, h: number): void;
+  lstmOutputBackward(B: number, H: number, gates: number, cn: number, dh: number, dcn: number, dO: number): void;
   gruCellForward(B: number, H: number, xp: number, hp: number, hPrev: number, act: number, h: number): void;
   gruCellBackward(B: number, H: number, act: number, hp: number, hPrev: number, dh: number,
     dxp: number, dhp: number, dhPrev: number): void;

@@ -541,6 +541,25 @@ export class WasmBackend implements Backend {
     }
   }
 
+  lstmOutput(B: number, H: number, gates: Buf, gOff: number, cn: Buf, cnOff: number, h: Buf, hOff: number): void {
+    const n = B * H;
+    const pg = this.p(gates, gOff, 4 * n, 'lstmOutput gates');
+    const pc = this.p(cn, cnOff, n, 'lstmOutput cn');
+    const ph = this.p(h, hOff, n, 'lstmOutput h');
+    if (n > 0) this.ex.lstmOutput(B, H, pg, pc, ph);
+  }
+
+  lstmOutputBackward(B: number, H: number, gates: Buf, gOff: number, cn: Buf, cnOff: number, dh: Buf, dhOff: number,
+    dcn: Buf, dcnOff: number, dO: Buf, dOOff: number): void {
+    const n = B * H;
+    const pg = this.p(gates, gOff, 4 * n, 'lstmOutputBackward gates');
+    const pc = this.p(cn, cnOff, n, 'lstmOutputBackward cn');
+    const pdh = this.p(dh, dhOff, n, 'lstmOutputBackward dh');
+    const pdc = this.p(dcn, dcnOff, n, 'lstmOutputBackward dcn');
+    const pdo = this.p(dO, dOOff, n, 'lstmOutputBackward dO');
+    if (n > 0) this.ex.lstmOutputBackward(B, H, pg, pc, pdh, pdc, pdo);
+  }
+
   gruCellForward(B: number, H: number, xp: Buf, xpOff: number, hp: Buf, hpOff: number,
     hPrev: Buf, hpvOff: number, act: Buf, aOff: number, h: Buf, hOff: number): void {
     const n = B * H;
