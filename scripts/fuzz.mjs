@@ -310,6 +310,7 @@ if (!isMainThread) {
     [/the model needs/, 'tensor shape does not match the model'],
     [/must be matrices|empty model/, 'PyTorch shapes do not make a model'],
     [/vocabulary has \d+ entries/, 'vocabulary size does not match the model'],
+    [/non-finite value/, 'NaN or infinite weights'],
     [/needs a vocab_json/, 'vocab kind without vocab_json'],
     [/cannot build the model/, 'cannot build the model'],
     [/is empty/, 'empty file'],

@@ -9,7 +9,7 @@ import { JsBackend } from '../src/backend/js.js';
 import { ByteVocab, CharVocab } from '../src/data/vocab.js';
 import { CharLM } from '../src/models/charlm.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/train/checkpoint.js';
-import { encodeSafetensors } from '../src/io/safetensors.js';
+import { decodeSafetensors, encodeSafetensors } from '../src/io/safetensors.js';
 
 const be = new JsBackend('float32');
 const dir = mkdtempSync(join(tmpdir(), 'rnnkit-ckpt-'));
@@ -58,6 +58,15 @@ test('corrupt checkpoints: clear errors naming the file and the problem', () => 
     writeFileSync(f, bytes);
     assert.throws(() => loadCheckpoint(f, be), (e: Error) => e.message.includes(f) && re.test(e.message), name);
   }
+  // a weight that is NaN (a diverged run, or a damaged file)
+  const nan = Buffer.from(good), st = decodeSafetensors(good, file);
+  const hlen = Number(good.readBigUInt64LE(0));
+  const hdr = JSON.parse(good.subarray(8, 8 + hlen).toString()) as Record<string, { data_offsets: number[] }>;
+  nan.writeFloatLE(NaN, 8 + hlen + hdr['rnn.weight_hh_l0'].data_offsets[0] + 4 * 5);
+  assert.ok(st.tensors.has('rnn.weight_hh_l0'));
+  const fnan = join(dir, 'nan.safetensors');
+  writeFileSync(fnan, nan);
+  assert.throws(() => loadCheckpoint(fnan, be), (e: Error) => e.message.includes(fnan) && /'rnn\.weight_hh_l0' has 1 non-finite value \(NaN or infinity\)/.test(e.message));
   // a tensor with the wrong shape for the config
   const wrong = new Map([...model.params].map(([k, p]) => [k, { shape: k === 'decoder.bias' ? [2, 128] : p.shape, data: p.data }]));
   const f = join(dir, 'wrongshape.safetensors');

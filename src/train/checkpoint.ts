@@ -191,6 +191,9 @@ function checkpointFromSafetensors({ tensors, metadata }: SafeTensors, file: str
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       fail(`tensor '${name}' has shape [${t.shape}], the model needs [${shape}]`);
     }
+    let bad = 0;
+    for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) bad++;
+    if (bad > 0) fail(`tensor '${name}' has ${bad} non-finite value${bad > 1 ? 's' : ''} (NaN or infinity): the model diverged or the file is damaged`);
   }
   let vocab: Vocab;
   if (metadata.vocab_json) {
