@@ -61,6 +61,7 @@ test('playground: bundled model, repeatable sampling, bpc equal to rnnkit eval, 
   const outDir = join(root, 'dist/web');
   assert.ok(existsSync(join(outDir, 'index.html')) && existsSync(join(outDir, 'model.safetensors')));
   const { server, url } = await serve(outDir);
+  server.on('error', () => {});
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath: chromiumPath, headless: true,
@@ -152,6 +153,15 @@ test('playground: bundled model, repeatable sampling, bpc equal to rnnkit eval, 
     const file = await download.path();
     const head = readFileSync(file!);
     assert.ok(head.length > 1000 && JSON.parse(head.subarray(8, 8 + Number(head.readBigUInt64LE(0))).toString()).__metadata__.format === 'rnnkit-charlm/1');
+
+    // ---- offline: with the server gone, the page reloads from its service worker's cache and still works
+    await page.waitForSelector('body[data-offline="1"]', { timeout: 20_000 });
+    await new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections(); });
+    await page.reload();
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 30_000 });
+    assert.match((await page.getAttribute('body', 'data-backend')) ?? '', /^wasm-/, 'offline: still isolated, on wasm');
+    assert.match((await page.getAttribute('body', 'data-model')) ?? '', /bundled/, 'offline: the bundled model loads');
+    assert.equal(await sample(0.1, 42, 300), a, 'offline: the same sample');
 
     assert.deepEqual(errors, [], 'no errors in the page');
     assert.deepEqual(outside, [], 'no requests outside localhost');

@@ -270,6 +270,7 @@ worker.onmessage = (ev: MessageEvent<Reply>) => {
       $<HTMLButtonElement>('train-start').disabled = false;
       document.body.dataset.ready = '1';
       document.body.dataset.backend = m.backend;
+      void registerServiceWorker([...workerFiles, m.workerUrl]);
       break;
     case 'model':
       $('status').textContent = $('status').textContent!.replace(/^loading.*$/, 'model loaded');
@@ -332,5 +333,30 @@ worker.onmessage = (ev: MessageEvent<Reply>) => {
 };
 worker.onerror = (e) => { $('status').textContent = `worker failed: ${e.message}`; };
 
+// ---------------------------------------------------------------- offline and isolation (service worker)
+
+async function registerServiceWorker(workerFiles: string[]): Promise<void> {
+  if (import.meta.env.DEV || !('serviceWorker' in navigator)) return;
+  try {
+    await navigator.serviceWorker.register(asset('sw.js'));
+    const reg = await navigator.serviceWorker.ready;
+    if (!crossOriginIsolated && !sessionStorage.getItem('rnnkit-isolation-reload') && navigator.serviceWorker.controller === null) {
+      // The server sent no COOP/COEP headers: reload once under the service worker, which adds them.
+      sessionStorage.setItem('rnnkit-isolation-reload', '1');
+      location.reload();
+      return;
+    }
+    const urls = [location.href.split('#')[0], ...workerFiles,
+      ...performance.getEntriesByType('resource').map((e) => e.name)].filter((u) => u.startsWith(location.origin));
+    reg.active?.postMessage({ type: 'cache', urls });
+  } catch (e) {
+    console.warn(`rnnkit playground: no service worker (the page will not reload offline): ${(e as Error).message}`);
+  }
+}
+navigator.serviceWorker?.addEventListener('message', (ev) => {
+  if ((ev.data as { type?: string })?.type === 'cached') document.body.dataset.offline = '1';
+});
+
+const workerFiles = [asset('model.safetensors'), asset('wiki-sample.txt'), asset(simdUrl), asset(relaxedUrl)];
 send({ type: 'init', modelUrl: asset('model.safetensors'), wikiUrl: asset('wiki-sample.txt'), simdUrl: asset(simdUrl), relaxedUrl: asset(relaxedUrl) });
 drawChart();

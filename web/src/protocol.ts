@@ -63,7 +63,7 @@ export interface TrainPoint {
 }
 
 export type Reply =
-  | { type: 'ready'; backend: string; fallbackReason: string | null; model: ModelInfo | null; modelError?: string; wikiChars: number }
+  | { type: 'ready'; backend: string; fallbackReason: string | null; model: ModelInfo | null; modelError?: string; wikiChars: number; workerUrl: string }
   | { type: 'model'; model: ModelInfo }
   | { type: 'sampleChunk'; id: number; text: string }
   | { type: 'sampleDone'; id: number; tokens: number; seconds: number; stopped: boolean }

@@ -220,7 +220,7 @@ async function handle(m: Request): Promise<void> {
         modelError = (e as Error).message;
       }
       try { wiki = await fetchBytes(m.wikiUrl); } catch { wiki = new Uint8Array(0); }
-      post({ type: 'ready', backend: b.kind, fallbackReason: b.fallbackReason, model: current?.info ?? null, modelError, wikiChars: wiki.length });
+      post({ type: 'ready', backend: b.kind, fallbackReason: b.fallbackReason, model: current?.info ?? null, modelError, wikiChars: wiki.length, workerUrl: self.location.href });
       break;
     }
     case 'loadModel':
