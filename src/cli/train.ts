@@ -133,7 +133,7 @@ async function train(a: TrainArgs, cmd: Command): Promise<void> {
   if (interrupted && a.out) log(`${interrupted}: stopped at step ${state.step}; latest state saved to ${lastCheckpointPath(a.out)} (continue with --resume ${lastCheckpointPath(a.out)})`);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
-  const rate = state.chars / Math.max(state.seconds, 1e-9);
+  const rate = state.chars / Math.max(state.seconds - (state.validSeconds ?? 0), 1e-9); // training only
   const summary = { event: interrupted ? 'interrupted' : 'done', steps: state.step, epochs: state.epoch, seconds: state.seconds, chars: state.chars, chars_per_s: rate, best_valid_bpc: state.bestBpc, best_valid_perplexity: state.bestBpc === null ? null : 2 ** state.bestBpc, checkpoint: a.out, last: a.out ? lastCheckpointPath(a.out) : null };
   if (a.json) console.log(JSON.stringify(summary));
   else {

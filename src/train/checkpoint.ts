@@ -30,6 +30,8 @@ export interface TrainState {
   position: number;
   bestBpc: number | null;
   seconds: number;
+  /** Of those seconds, how many went to validation. */
+  validSeconds?: number;
   chars: number;
   rng?: number[][];
   args?: Record<string, unknown>;

@@ -120,8 +120,10 @@ export class Trainer {
       epochs > 0 ? (this.state.epoch + this.state.position / this.train.rows) / epochs : 0,
       maxSteps > 0 ? this.state.step / maxSteps : 0);
     const doValidate = (): void => {
+      const v0 = performance.now();
       const r = this.validate();
       lastEval = performance.now();
+      this.state.validSeconds = (this.state.validSeconds ?? 0) + (lastEval - v0) / 1000;
       if (!r) return;
       const best = this.state.bestBpc === null || r.bpc < this.state.bestBpc;
       if (best) this.state.bestBpc = r.bpc;
