@@ -24,13 +24,18 @@ const spin = init.spin;
 let gen = Atomics.load(ctrl, GEN);
 parentPort!.postMessage({ ready: true });
 
+// The spin adapts: it halves each time it ends without a job (jobs are sparse: spinning only burns a
+// core that other processes could use) and doubles back each time a job arrives while spinning.
+const minSpin = Math.max(1, spin >> 5);
+let spinLimit = spin;
 for (;;) {
   let g = Atomics.load(ctrl, GEN);
   if (g === gen) {
-    for (let s = 0; s < spin; s++) {
+    for (let s = 0; s < spinLimit; s++) {
       g = Atomics.load(ctrl, GEN);
       if (g !== gen) break;
     }
+    spinLimit = g !== gen ? Math.min(spin, spinLimit * 2) : Math.max(minSpin, spinLimit >> 1);
     while (g === gen) {
       Atomics.add(ctrl, WSLEEP, 1);
       Atomics.wait(ctrl, GEN, gen);
