@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import v8 from 'node:v8';
 import type { Backend } from '../src/backend/backend.js';
 import { JsBackend } from '../src/backend/js.js';
 import { createBrowserBackend, hasWasmSimd } from '../src/backend/wasm-browser.js';
@@ -43,12 +44,14 @@ test('hasWasmSimd: Node 20 runs WebAssembly SIMD', () => {
 test('browser wasm backend: CharLM forward/backward equals the JS reference', { skip: built ? false : 'dist/wasm not built' }, async () => {
   const simd = readFileSync(simdFile);
   for (const useRelaxed of [false, 'auto'] as const) {
+    // Node 20 validates the relaxed-SIMD (FMA) build only with this flag (browsers have it on by default)
+    if (useRelaxed === 'auto') v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
     const { backend, kind, fallbackReason } = await createBrowserBackend({
       simd, relaxed: () => Promise.resolve(readFileSync(relaxedFile)), useRelaxed, require: 'wasm',
     });
     assert.equal(fallbackReason, null);
     assert.match(kind, /^wasm-(simd|relaxed)$/);
-    if (useRelaxed === false) assert.equal(kind, 'wasm-simd');
+    assert.equal(kind, useRelaxed === false ? 'wasm-simd' : 'wasm-relaxed');
     assert.equal(backend.threads, 1);
     const ref = new JsBackend('float32');
     const rng = new Rng(3);
