@@ -311,6 +311,7 @@ if (!isMainThread) {
     [/must be matrices|empty model/, 'PyTorch shapes do not make a model'],
     [/vocabulary has \d+ entries/, 'vocabulary size does not match the model'],
     [/non-finite value/, 'NaN or infinite weights'],
+    [/layers, which need at least/, 'more layers than the file has tensors'],
     [/needs a vocab_json/, 'vocab kind without vocab_json'],
     [/cannot build the model/, 'cannot build the model'],
     [/is empty/, 'empty file'],
