@@ -399,8 +399,10 @@ export class WasmBackend implements Backend {
     const mr = this.tile.m, nr = this.tile.n;
     const nbN = Math.ceil(N / nr), nbM = small ? 0 : Math.ceil(M / mr);
     const splitM = nbM > nbN;
-    // Chunks of >= ~2 MFLOP, 1 to 4 per thread, claimed dynamically.
-    const target = Math.max(this.threads, Math.min(this.threads * 4, Math.floor((2 * macs) / (1 << 21))));
+    // Chunks of >= ~1 MFLOP, 1 to 8 per thread, claimed dynamically (smaller chunks: less waiting at
+    // the end on a busy machine; they repack nothing since the shared operand is packed once, but each
+    // chunk streams the whole shared operand again).
+    const target = Math.max(this.threads, Math.min(this.threads * 8, Math.floor((2 * macs) / (1 << 20))));
     const parts = this.workers.length === 0 || macs < PAR_MIN_MACS ? 1 : Math.min(target, splitM ? nbM : nbN);
     if (parts <= 1) {
       if (small) this.ex.gemmSmall(tB, K, pa, lda, pb, ldb, bt, pc, ldc, 0, M, 0, N);
