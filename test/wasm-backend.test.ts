@@ -386,6 +386,36 @@ for (const cfg of configs) {
       assert.throws(() => be.gemm(false, false, 3, 3, 3, a, 0, 3, a, 0, 3, 0, a, 0, 3), RangeError);
     });
 
+    T('allocator: random alloc/free keeps live buffers intact and new ones zero', (be) => {
+      if (cfg.threads !== 1 || cfg.relaxed) return; // the allocator does not depend on the build
+      const r = rng(77);
+      const live: { buf: Float32Array; tag: number }[] = [];
+      let tag = 1;
+      for (let step = 0; step < 3000; step++) {
+        if (live.length > 0 && r() < 0.45) {
+          const i = Math.floor(r() * live.length);
+          const { buf, tag: t } = live[i];
+          assert.ok(buf[0] === t && buf[buf.length - 1] === t, `buffer ${t} intact before free`);
+          be.free(buf);
+          live.splice(i, 1);
+        } else {
+          const n = 1 + Math.floor(r() < 0.1 ? r() * 200000 : r() * 3000);
+          const buf = be.alloc(n);
+          assert.ok(buf[0] === 0 && buf[n - 1] === 0 && buf[n >> 1] === 0, `fresh buffer of ${n} is zero`);
+          if (n < 4096) assert.ok(buf.every((v) => v === 0), `fresh buffer of ${n} is all zero`);
+          buf.fill(tag);
+          live.push({ buf, tag: tag++ });
+        }
+      }
+      // no two live buffers overlap and every one kept its contents
+      const spans = live.map(({ buf }) => [buf.byteOffset, buf.byteOffset + buf.byteLength]).sort((a, b) => a[0] - b[0]);
+      for (let i = 1; i < spans.length; i++) assert.ok(spans[i][0] >= spans[i - 1][1], 'buffers overlap');
+      for (const { buf, tag: t } of live) {
+        assert.ok(buf.every((v) => v === t), `buffer ${t} intact`);
+        be.free(buf);
+      }
+    });
+
     T('memory growth keeps old views valid; free and reuse zero-fills', (be) => {
       const a = be.alloc(1000);
       a.fill(3);
