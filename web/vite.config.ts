@@ -1,7 +1,7 @@
 // Vite config of the rnnkit playground (web/). `npm run web` serves it, `npm run build:web` builds it
 // into dist/web. The page imports the library's TypeScript sources (../src) directly.
 import { fileURLToPath } from 'node:url';
-import { defineConfig, type Plugin } from 'vite';
+import { createLogger, defineConfig, type Plugin } from 'vite';
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 
@@ -39,7 +39,14 @@ const isolation = {
   'Cross-Origin-Embedder-Policy': 'require-corp',
 };
 
+// src/backend/wasm.ts's default kernel folder, new URL('../../wasm/', import.meta.url), is for Node only (the
+// page passes the kernels' URLs itself): not a missing asset, so no warning about it.
+const logger = createLogger();
+const warnOnce = logger.warnOnce.bind(logger);
+logger.warnOnce = (msg, opts) => { if (!msg.includes('"../../wasm/"')) warnOnce(msg, opts); };
+
 export default defineConfig({
+  customLogger: logger,
   root: here('.'),
   base: './',
   publicDir: here('./public'),
