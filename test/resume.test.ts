@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import type { Backend } from '../src/backend/backend.js';
 import { JsBackend } from '../src/backend/js.js';
+import { testBackends } from './backends.js';
 import { ByteVocab } from '../src/data/vocab.js';
 import { decodeSafetensors } from '../src/io/safetensors.js';
 import type { CharLMConfig } from '../src/models/charlm.js';
@@ -51,15 +53,35 @@ async function resumed(from: string, out: string, tamper: Tamper): Promise<{ los
 }
 
 test('20 steps straight == 10 steps + save + resume 10 steps: every loss and weight bit-identical (LSTM, dropout 0.3, epoch boundary)', async () => {
-  const straight = new Trainer(be, config, vocab, trainIds, validIds, opts(20, join(dir, 'a.safetensors')));
+  await exactResume(be, 'js');
+});
+
+test('the same on the WebAssembly backend (1 and 2 threads), where it builds', async (t) => {
+  const wasm = (await testBackends()).filter((b) => b.label.startsWith('wasm'));
+  if (wasm.length === 0) { t.skip('wasm backend not available'); return; }
+  for (const b of wasm) {
+    const wbe = await b.make();
+    try { await exactResume(wbe, b.label.replace(/[^a-z0-9]+/g, '-')); } finally { wbe.dispose(); }
+  }
+});
+
+async function exactResume(be: Backend, tag: string): Promise<void> {
+  const resumed = async (from: string, out: string): Promise<{ losses: number[]; trainer: Trainer }> => {
+    const ck = loadCheckpoint(from, be);
+    const trainer = new Trainer(be, ck.model.config, ck.vocab, trainIds, validIds, opts(20, out), ck.model);
+    trainer.state = { ...ck.trainState! };
+    restoreTrainingState(from, ck, trainer.optimizer, 3);
+    return { losses: await lossesOf(trainer), trainer };
+  };
+  const straight = new Trainer(be, config, vocab, trainIds, validIds, opts(20, join(dir, `${tag}-a.safetensors`)));
   const a = await lossesOf(straight);
   assert.equal(a.length, 20);
   assert.ok(straight.state.epoch >= 1, 'the run crosses an epoch boundary');
-  const first = new Trainer(be, config, vocab, trainIds, validIds, opts(10, join(dir, 'b.safetensors')));
+  const first = new Trainer(be, config, vocab, trainIds, validIds, opts(10, join(dir, `${tag}-b.safetensors`)));
   const b1 = await lossesOf(first);
-  const last = lastCheckpointPath(join(dir, 'b.safetensors'));
+  const last = lastCheckpointPath(join(dir, `${tag}-b.safetensors`));
   assert.ok(existsSync(last), 'the run leaves a .last checkpoint');
-  const { losses: b2, trainer: second } = await resumed(last, join(dir, 'c.safetensors'), 'none');
+  const { losses: b2, trainer: second } = await resumed(last, join(dir, `${tag}-c.safetensors`));
   assert.equal(b2.length, 10);
   assert.deepEqual([...b1, ...b2], a); // exact: Object.is on every float
   for (const [name, p] of straight.model.params) assert.deepEqual(second.model.params.get(name)!.data, p.data, name);
@@ -69,7 +91,7 @@ test('20 steps straight == 10 steps + save + resume 10 steps: every loss and wei
   assert.deepEqual(second.model.h, straight.model.h);
   assert.deepEqual(second.model.c, straight.model.c);
   assert.deepEqual([second.state.step, second.state.epoch, second.state.position], [straight.state.step, straight.state.epoch, straight.state.position]);
-});
+}
 
 test('each piece of saved state matters: without the optimizer moments, the dropout RNG or the carried state the losses differ', async () => {
   const first = new Trainer(be, config, vocab, trainIds, validIds, opts(10, join(dir, 'd.safetensors')));
@@ -83,7 +105,7 @@ test('each piece of saved state matters: without the optimizer moments, the drop
 });
 
 test('a training checkpoint holds the carried state and optimizer tensors; resuming with another --batch or optimizer is a clear error', () => {
-  const last = lastCheckpointPath(join(dir, 'b.safetensors'));
+  const last = lastCheckpointPath(join(dir, 'js-b.safetensors'));
   const st = decodeSafetensors(readFileSync(last), last);
   assert.deepEqual(st.tensors.get(STATE_H)!.shape, [2 * 3 * 10]);
   assert.deepEqual(st.tensors.get(STATE_C)!.shape, [2 * 3 * 10]);
