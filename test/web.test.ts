@@ -57,7 +57,7 @@ function wikiParagraph(): string {
 test('playground: bundled model, repeatable sampling, bpc equal to rnnkit eval, training in the page', { skip, timeout: 150_000 }, async () => {
   const t0 = Date.now();
   const vite = await import('vite');
-  await vite.build({ configFile: join(root, 'web/vite.config.ts'), logLevel: 'error' });
+  await vite.build({ configFile: join(root, 'web/vite.config.ts'), logLevel: 'error', customLogger: vite.createLogger('error') });
   const outDir = join(root, 'dist/web');
   assert.ok(existsSync(join(outDir, 'index.html')) && existsSync(join(outDir, 'model.safetensors')));
   const { server, url } = await serve(outDir);
@@ -153,6 +153,10 @@ test('playground: bundled model, repeatable sampling, bpc equal to rnnkit eval, 
     const file = await download.path();
     const head = readFileSync(file!);
     assert.ok(head.length > 1000 && JSON.parse(head.subarray(8, 8 + Number(head.readBigUInt64LE(0))).toString()).__metadata__.format === 'rnnkit-charlm/1');
+    // ... and any checkpoint file loads back through "Load checkpoint…"
+    await page.setInputFiles('#load-file', { name: 'trained.safetensors', mimeType: 'application/octet-stream', buffer: head });
+    await page.waitForSelector('body[data-model="trained.safetensors"]', { timeout: 15_000 });
+    assert.match((await page.textContent('#model-info')) ?? '', /LSTM 1×64/);
 
     // ---- offline: with the server gone, the page reloads from its service worker's cache and still works
     await page.waitForSelector('body[data-offline="1"]', { timeout: 20_000 });
