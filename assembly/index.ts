@@ -909,3 +909,221 @@ export function lstmOutputBackward(B: i32, H: i32, gates: usize, cn: usize, dh: 
     for (; j < H; j++) { const q = <usize>j << 2; lstmOutBwd(o + q, cn + s + q, dh + s + q, dcn + s + q, dO + s + q, true); }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Normalization (layer norm, batch norm), in double precision like the reference (js.ts). Column
+// statistics accumulate row by row into per-column f64 scratch, so every column sums in the
+// reference's order.
+// ---------------------------------------------------------------------------------------------
+
+/** Sum of the f32 x[0..n) in double (two interleaved partial sums). */
+function sumF64(n: i32, x: usize): f64 {
+  let a = f64x2.splat(0);
+  let j = 0;
+  for (; j + 2 <= n; j += 2) a = f64x2.add(a, ld2(at(x, j)));
+  let s = f64x2.extract_lane(a, 0) + f64x2.extract_lane(a, 1);
+  for (; j < n; j++) s += <f64>load<f32>(at(x, j));
+  return s;
+}
+
+export function layerNormForward(rows: i32, n: i32, X: usize, gamma: usize, beta: usize, Y: usize,
+  xhat: usize, rstd: usize, eps: f64): void {
+  for (let r = 0; r < rows; r++) {
+    const o = <usize>r * (<usize>n << 2);
+    const x = X + o, y = Y + o, h = xhat + o;
+    const mean = sumF64(n, x) / <f64>n;
+    const mv = f64x2.splat(mean);
+    let va = f64x2.splat(0);
+    let j = 0;
+    for (; j + 2 <= n; j += 2) { const d = f64x2.sub(ld2(at(x, j)), mv); va = f64x2.add(va, f64x2.mul(d, d)); }
+    let v = f64x2.extract_lane(va, 0) + f64x2.extract_lane(va, 1);
+    for (; j < n; j++) { const d = <f64>load<f32>(at(x, j)) - mean; v += d * d; }
+    const rs = 1 / Math.sqrt(v / <f64>n + eps);
+    store<f32>(rstd + (<usize>r << 2), <f32>rs);
+    const rv = f64x2.splat(rs);
+    j = 0;
+    for (; j + 2 <= n; j += 2) {
+      const z = f64x2.mul(f64x2.sub(ld2(at(x, j)), mv), rv);
+      st2(at(h, j), z);
+      st2(at(y, j), f64x2.add(f64x2.mul(ld2(at(gamma, j)), z), ld2(at(beta, j))));
+    }
+    for (; j < n; j++) {
+      const z = (<f64>load<f32>(at(x, j)) - mean) * rs;
+      store<f32>(at(h, j), <f32>z);
+      store<f32>(at(y, j), <f32>(<f64>load<f32>(at(gamma, j)) * z + <f64>load<f32>(at(beta, j))));
+    }
+  }
+}
+
+export function layerNormBackward(rows: i32, n: i32, dY: usize, xhat: usize, rstd: usize, gamma: usize,
+  dGamma: usize, dBeta: usize, dX: usize): void {
+  for (let r = 0; r < rows; r++) {
+    const o = <usize>r * (<usize>n << 2);
+    const dy = dY + o, h = xhat + o, dx = dX + o;
+    const rs = <f64>load<f32>(rstd + (<usize>r << 2));
+    let a1 = f64x2.splat(0), a2 = f64x2.splat(0);
+    let j = 0;
+    for (; j + 2 <= n; j += 2) {
+      const d = ld2(at(dy, j)), z = ld2(at(h, j));
+      const gy = f64x2.mul(d, ld2(at(gamma, j)));
+      a1 = f64x2.add(a1, gy); a2 = f64x2.add(a2, f64x2.mul(gy, z));
+      const pg = at(dGamma, j), pb = at(dBeta, j);
+      st2(pg, f64x2.add(ld2(pg), f64x2.mul(d, z)));
+      st2(pb, f64x2.add(ld2(pb), d));
+    }
+    let m1 = f64x2.extract_lane(a1, 0) + f64x2.extract_lane(a1, 1);
+    let m2 = f64x2.extract_lane(a2, 0) + f64x2.extract_lane(a2, 1);
+    for (; j < n; j++) {
+      const d = <f64>load<f32>(at(dy, j)), z = <f64>load<f32>(at(h, j));
+      const gy = d * <f64>load<f32>(at(gamma, j));
+      m1 += gy; m2 += gy * z;
+      const pg = at(dGamma, j), pb = at(dBeta, j);
+      store<f32>(pg, <f32>(<f64>load<f32>(pg) + d * z));
+      store<f32>(pb, <f32>(<f64>load<f32>(pb) + d));
+    }
+    m1 /= <f64>n; m2 /= <f64>n;
+    const rv = f64x2.splat(rs), m1v = f64x2.splat(m1), m2v = f64x2.splat(m2);
+    j = 0;
+    for (; j + 2 <= n; j += 2) {
+      const t = f64x2.sub(f64x2.sub(f64x2.mul(ld2(at(dy, j)), ld2(at(gamma, j))), m1v), f64x2.mul(ld2(at(h, j)), m2v));
+      st2(at(dx, j), f64x2.mul(rv, t));
+    }
+    for (; j < n; j++) {
+      const t = <f64>load<f32>(at(dy, j)) * <f64>load<f32>(at(gamma, j)) - m1 - <f64>load<f32>(at(h, j)) * m2;
+      store<f32>(at(dx, j), <f32>(rs * t));
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function rowOn(mask: usize, r: i32): bool { return mask == 0 || load<u8>(mask + <usize>r) != 0; }
+
+/** Per column of X [rows, n]: mean and biased variance over the rows with mask[r] != 0 (mask 0 = all). tmp: 2n f64. */
+export function columnStats(rows: i32, n: i32, X: usize, mask: usize, mean: usize, variance: usize, tmp: usize): void {
+  let count = 0;
+  for (let r = 0; r < rows; r++) if (rowOn(mask, r)) count++;
+  if (count == 0) {
+    for (let j = 0; j < n; j++) { store<f32>(at(mean, j), 0); store<f32>(at(variance, j), 1); }
+    return;
+  }
+  const acc = tmp, m = tmp + (<usize>n << 3);
+  memory.fill(acc, 0, <usize>n << 3);
+  for (let r = 0; r < rows; r++) {
+    if (!rowOn(mask, r)) continue;
+    const x = X + <usize>r * (<usize>n << 2);
+    let j = 0;
+    for (; j + 2 <= n; j += 2) { const q = acc + (<usize>j << 3); v128.store(q, f64x2.add(v128.load(q), ld2(at(x, j)))); }
+    for (; j < n; j++) { const q = acc + (<usize>j << 3); store<f64>(q, load<f64>(q) + <f64>load<f32>(at(x, j))); }
+  }
+  const c = <f64>count;
+  for (let j = 0; j < n; j++) { store<f64>(m + (<usize>j << 3), load<f64>(acc + (<usize>j << 3)) / c); }
+  memory.fill(acc, 0, <usize>n << 3);
+  for (let r = 0; r < rows; r++) {
+    if (!rowOn(mask, r)) continue;
+    const x = X + <usize>r * (<usize>n << 2);
+    let j = 0;
+    for (; j + 2 <= n; j += 2) {
+      const q = acc + (<usize>j << 3);
+      const d = f64x2.sub(ld2(at(x, j)), v128.load(m + (<usize>j << 3)));
+      v128.store(q, f64x2.add(v128.load(q), f64x2.mul(d, d)));
+    }
+    for (; j < n; j++) {
+      const q = acc + (<usize>j << 3);
+      const d = <f64>load<f32>(at(x, j)) - load<f64>(m + (<usize>j << 3));
+      store<f64>(q, load<f64>(q) + d * d);
+    }
+  }
+  for (let j = 0; j < n; j++) {
+    store<f32>(at(mean, j), <f32>load<f64>(m + (<usize>j << 3)));
+    store<f32>(at(variance, j), <f32>(load<f64>(acc + (<usize>j << 3)) / c));
+  }
+}
+
+/** Batch norm with given statistics (see js.ts). tmp: n f64. */
+export function normalizeColumns(rows: i32, n: i32, X: usize, mean: usize, variance: usize, eps: f64,
+  gamma: usize, beta: usize, Y: usize, xhat: usize, rstd: usize, tmp: usize): void {
+  for (let j = 0; j < n; j++) {
+    const rs = 1 / Math.sqrt(<f64>load<f32>(at(variance, j)) + eps);
+    store<f64>(tmp + (<usize>j << 3), rs);
+    store<f32>(at(rstd, j), <f32>rs);
+  }
+  for (let r = 0; r < rows; r++) {
+    const o = <usize>r * (<usize>n << 2);
+    const x = X + o, y = Y + o, h = xhat + o;
+    let j = 0;
+    for (; j + 2 <= n; j += 2) {
+      const z = f64x2.mul(f64x2.sub(ld2(at(x, j)), ld2(at(mean, j))), v128.load(tmp + (<usize>j << 3)));
+      st2(at(h, j), z);
+      st2(at(y, j), f64x2.add(f64x2.mul(ld2(at(gamma, j)), z), ld2(at(beta, j))));
+    }
+    for (; j < n; j++) {
+      const z = (<f64>load<f32>(at(x, j)) - <f64>load<f32>(at(mean, j))) * load<f64>(tmp + (<usize>j << 3));
+      store<f32>(at(h, j), <f32>z);
+      store<f32>(at(y, j), <f32>(<f64>load<f32>(at(gamma, j)) * z + <f64>load<f32>(at(beta, j))));
+    }
+  }
+}
+
+/** Batch norm backward (see js.ts). tmp: 2n f64. */
+export function batchNormBackward(rows: i32, n: i32, dY: usize, xhat: usize, rstd: usize, gamma: usize,
+  mask: usize, training: i32, dGamma: usize, dBeta: usize, dX: usize, tmp: usize): void {
+  let count = 0;
+  for (let r = 0; r < rows; r++) if (rowOn(mask, r)) count++;
+  const s1 = tmp, s2 = tmp + (<usize>n << 3);
+  memory.fill(tmp, 0, <usize>n << 4);
+  for (let r = 0; r < rows; r++) {
+    if (!rowOn(mask, r)) continue;
+    const o = <usize>r * (<usize>n << 2);
+    const dy = dY + o, h = xhat + o;
+    let j = 0;
+    for (; j + 2 <= n; j += 2) {
+      const d = ld2(at(dy, j)), z = ld2(at(h, j));
+      const dg = f64x2.mul(d, ld2(at(gamma, j)));
+      const q1 = s1 + (<usize>j << 3), q2 = s2 + (<usize>j << 3);
+      v128.store(q1, f64x2.add(v128.load(q1), dg));
+      v128.store(q2, f64x2.add(v128.load(q2), f64x2.mul(dg, z)));
+      const pg = at(dGamma, j), pb = at(dBeta, j);
+      st2(pg, f64x2.add(ld2(pg), f64x2.mul(d, z)));
+      st2(pb, f64x2.add(ld2(pb), d));
+    }
+    for (; j < n; j++) {
+      const d = <f64>load<f32>(at(dy, j)), z = <f64>load<f32>(at(h, j));
+      const dg = d * <f64>load<f32>(at(gamma, j));
+      const q1 = s1 + (<usize>j << 3), q2 = s2 + (<usize>j << 3);
+      store<f64>(q1, load<f64>(q1) + dg);
+      store<f64>(q2, load<f64>(q2) + dg * z);
+      const pg = at(dGamma, j), pb = at(dBeta, j);
+      store<f32>(pg, <f32>(<f64>load<f32>(pg) + d * z));
+      store<f32>(pb, <f32>(<f64>load<f32>(pb) + d));
+    }
+  }
+  if (count > 0) {
+    const c = <f64>count;
+    for (let j = 0; j < n; j++) {
+      const q1 = s1 + (<usize>j << 3), q2 = s2 + (<usize>j << 3);
+      store<f64>(q1, load<f64>(q1) / c);
+      store<f64>(q2, load<f64>(q2) / c);
+    }
+  }
+  for (let r = 0; r < rows; r++) {
+    const o = <usize>r * (<usize>n << 2);
+    const dy = dY + o, h = xhat + o, dx = dX + o;
+    if (!rowOn(mask, r)) { memory.fill(dx, 0, <usize>n << 2); continue; }
+    let j = 0;
+    if (!training) {
+      for (; j + 2 <= n; j += 2) st2(at(dx, j), f64x2.mul(f64x2.mul(ld2(at(dy, j)), ld2(at(gamma, j))), ld2(at(rstd, j))));
+      for (; j < n; j++) store<f32>(at(dx, j), <f32>(<f64>load<f32>(at(dy, j)) * <f64>load<f32>(at(gamma, j)) * <f64>load<f32>(at(rstd, j))));
+    } else {
+      for (; j + 2 <= n; j += 2) {
+        const t = f64x2.sub(f64x2.sub(f64x2.mul(ld2(at(dy, j)), ld2(at(gamma, j))), v128.load(s1 + (<usize>j << 3))),
+          f64x2.mul(ld2(at(h, j)), v128.load(s2 + (<usize>j << 3))));
+        st2(at(dx, j), f64x2.mul(ld2(at(rstd, j)), t));
+      }
+      for (; j < n; j++) {
+        const t = <f64>load<f32>(at(dy, j)) * <f64>load<f32>(at(gamma, j)) - load<f64>(s1 + (<usize>j << 3)) -
+          <f64>load<f32>(at(h, j)) * load<f64>(s2 + (<usize>j << 3));
+        store<f32>(at(dx, j), <f32>(<f64>load<f32>(at(rstd, j)) * t));
+      }
+    }
+  }
+}

@@ -271,6 +271,54 @@ for (const cfg of configs) {
       close(gW.subarray(0, H), g.subarray(0, H), 1e-6, 1e-37, 'sigmoid');
     });
 
+    T('normalization: layer norm, column statistics, batch norm', (be) => {
+      const r = rng(21);
+      for (const [rows, n] of [[3, 5], [17, 64], [1, 1], [40, 33]]) {
+        const m = rows * n;
+        // layer norm forward (offsets everywhere) and backward, in place dX = dY
+        const X = randArray(2 + m, r, -3, 3), g = randArray(1 + n, r), b = randArray(1 + n, r);
+        const Y = new Float32Array(3 + m).fill(NaN), xh = new Float32Array(1 + m), rs = new Float32Array(2 + rows);
+        const XW = up(be, X), gW = up(be, g), bW = up(be, b), YW = up(be, Y), xhW = up(be, xh), rsW = up(be, rs);
+        js.layerNormForward(rows, n, X, 2, g, b, 1, Y, 3, xh, 1, rs, 2, 1e-5);
+        be.layerNormForward(rows, n, XW, 2, gW, bW, 1, YW, 3, xhW, 1, rsW, 2, 1e-5);
+        close(YW, Y, 1e-6, 1e-7, `layerNormForward Y ${rows}x${n}`);
+        close(xhW, xh, 1e-6, 1e-7, `layerNormForward xhat ${rows}x${n}`);
+        close(rsW, rs, 1e-6, 1e-7, `layerNormForward rstd ${rows}x${n}`);
+        const dY = randArray(m, r), dG = randArray(1 + n, r), dB = randArray(1 + n, r);
+        const dYW = up(be, dY), dGW = up(be, dG), dBW = up(be, dB);
+        js.layerNormBackward(rows, n, dY, 0, xh, 1, rs, 2, g, 1, dG, dB, dY, 0);
+        be.layerNormBackward(rows, n, dYW, 0, xhW, 1, rsW, 2, gW, 1, dGW, dBW, dYW, 0);
+        close(dYW, dY, 1e-6, 1e-6, `layerNormBackward dX ${rows}x${n}`);
+        close(dGW, dG, 1e-6, 1e-6, `layerNormBackward dGamma ${rows}x${n}`);
+        close(dBW, dB, 1e-6, 1e-6, `layerNormBackward dBeta ${rows}x${n}`);
+        // batch norm: statistics (with and without a mask; all rows masked), normalize, backward
+        for (const maskKind of ['none', 'some', 'all-off']) {
+          const mask = maskKind === 'none' ? null : new Uint8Array(rows).map(() => (maskKind === 'all-off' ? 0 : r() < 0.7 ? 1 : 0));
+          const mean = new Float32Array(n), vr = new Float32Array(n), meanW = be.alloc(n), vrW = be.alloc(n);
+          js.columnStats(rows, n, X, 2, mask, mean, vr);
+          be.columnStats(rows, n, XW, 2, mask, meanW, vrW);
+          close(meanW, mean, 1e-6, 1e-7, `columnStats mean ${rows}x${n} ${maskKind}`);
+          close(vrW, vr, 1e-6, 1e-7, `columnStats variance ${rows}x${n} ${maskKind}`);
+          const Y2 = new Float32Array(m), xh2 = new Float32Array(m), rs2 = new Float32Array(1 + n);
+          const Y2W = up(be, Y2), xh2W = up(be, xh2), rs2W = up(be, rs2);
+          js.normalizeColumns(rows, n, X, 2, mean, vr, 1e-5, g, b, 1, Y2, 0, xh2, 0, rs2, 1);
+          be.normalizeColumns(rows, n, XW, 2, meanW, vrW, 1e-5, gW, bW, 1, Y2W, 0, xh2W, 0, rs2W, 1);
+          close(Y2W, Y2, 1e-6, 1e-6, `normalizeColumns Y ${rows}x${n} ${maskKind}`);
+          close(xh2W, xh2, 1e-6, 1e-6, `normalizeColumns xhat ${rows}x${n} ${maskKind}`);
+          close(rs2W, rs2, 1e-6, 1e-7, `normalizeColumns rstd ${rows}x${n} ${maskKind}`);
+          for (const training of [true, false]) {
+            const d = randArray(1 + m, r), dX = new Float32Array(2 + m).fill(NaN), dg = randArray(1 + n, r), db = randArray(1 + n, r);
+            const dW = up(be, d), dXW = up(be, dX), dgW = up(be, dg), dbW = up(be, db);
+            js.batchNormBackward(rows, n, d, 1, xh2, 0, rs2, 1, g, 1, mask, training, dg, db, dX, 2);
+            be.batchNormBackward(rows, n, dW, 1, xh2W, 0, rs2W, 1, gW, 1, mask, training, dgW, dbW, dXW, 2);
+            close(dXW, dX, 1e-6, 1e-6, `batchNormBackward dX ${rows}x${n} ${maskKind} training=${training}`);
+            close(dgW, dg, 1e-6, 1e-6, `batchNormBackward dGamma ${rows}x${n} ${maskKind}`);
+            close(dbW, db, 1e-6, 1e-6, `batchNormBackward dBeta ${rows}x${n} ${maskKind}`);
+          }
+        }
+      }
+    });
+
     T('addRowVector, sumRows', (be) => {
       const r = rng(7);
       for (const [rows, n] of [[3, 5], [7, 33], [64, 2048], [1, 1]]) {

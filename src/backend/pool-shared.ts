@@ -51,6 +51,15 @@ export interface KernelExports {
   lstmCellForward(B: number, H: number, gates: number, cPrev: number, c: number, h: number): void;
   lstmCellBackward(B: number, H: number, gates: number, cPrev: number, c: number, dh: number, dc: number, dgates: number): void;
   lstmOutput(B: number, H: number, gates: number, cn: number, h: number): void;
+  layerNormForward(rows: number, n: number, X: number, gamma: number, beta: number, Y: number, xhat: number,
+    rstd: number, eps: number): void;
+  layerNormBackward(rows: number, n: number, dY: number, xhat: number, rstd: number, gamma: number,
+    dGamma: number, dBeta: number, dX: number): void;
+  columnStats(rows: number, n: number, X: number, mask: number, mean: number, variance: number, tmp: number): void;
+  normalizeColumns(rows: number, n: number, X: number, mean: number, variance: number, eps: number,
+    gamma: number, beta: number, Y: number, xhat: number, rstd: number, tmp: number): void;
+  batchNormBackward(rows: number, n: number, dY: number, xhat: number, rstd: number, gamma: number,
+    mask: number, training: number, dGamma: number, dBeta: number, dX: number, tmp: number): void;
   lstmOutputBackward(B: number, H: number, gates: number, cn: number, dh: number, dcn: number, dO: number): void;
   gruCellForward(B: number, H: number, xp: number, hp: number, hPrev: number, act: number, h: number): void;
   gruCellBackward(B: number, H: number, act: number, hp: number, hPrev: number, dh: number,

@@ -562,6 +562,72 @@ export class WasmBackend implements Backend {
     if (n > 0) this.ex.lstmOutputBackward(B, H, pg, pc, pdh, pdc, pdo);
   }
 
+  // ---- normalization (double precision, like js.ts) ----
+
+  /** Copy a row mask into the scratch area (0 = no mask). */
+  private maskPtr(mask: Uint8Array | null, rows: number): number {
+    if (!mask) return 0;
+    if (!(mask instanceof Uint8Array) || mask.length < rows) throw new RangeError(`rnnkit: WasmBackend: mask needs ${rows} bytes`);
+    if (rows > this.scratchBytes) {
+      if (this.scratchPtr) this.rawFree(this.scratchPtr);
+      this.scratchBytes = Math.max(rows, 4096, this.scratchBytes * 2);
+      this.scratchPtr = this.rawAlloc(this.scratchBytes);
+    }
+    new Uint8Array(this.sab, this.scratchPtr, rows).set(mask.subarray(0, rows));
+    return this.scratchPtr;
+  }
+
+  layerNormForward(rows: number, n: number, X: Buf, xOff: number, gamma: Buf, beta: Buf, gbOff: number,
+    Y: Buf, yOff: number, xhat: Buf, xhOff: number, rstd: Buf, rOff: number, eps: number): void {
+    const m = rows * n;
+    const px = this.p(X, xOff, m, 'layerNormForward X');
+    const pg = this.p(gamma, gbOff, n, 'layerNormForward gamma'), pb = this.p(beta, gbOff, n, 'layerNormForward beta');
+    const py = this.p(Y, yOff, m, 'layerNormForward Y'), ph = this.p(xhat, xhOff, m, 'layerNormForward xhat');
+    const pr = this.p(rstd, rOff, rows, 'layerNormForward rstd');
+    if (rows > 0 && n > 0) this.ex.layerNormForward(rows, n, px, pg, pb, py, ph, pr, eps);
+  }
+
+  layerNormBackward(rows: number, n: number, dY: Buf, dyOff: number, xhat: Buf, xhOff: number, rstd: Buf, rOff: number,
+    gamma: Buf, gbOff: number, dGamma: Buf, dBeta: Buf, dX: Buf, dxOff: number): void {
+    const m = rows * n;
+    const pdy = this.p(dY, dyOff, m, 'layerNormBackward dY'), ph = this.p(xhat, xhOff, m, 'layerNormBackward xhat');
+    const pr = this.p(rstd, rOff, rows, 'layerNormBackward rstd'), pg = this.p(gamma, gbOff, n, 'layerNormBackward gamma');
+    const pdg = this.p(dGamma, gbOff, n, 'layerNormBackward dGamma'), pdb = this.p(dBeta, gbOff, n, 'layerNormBackward dBeta');
+    const pdx = this.p(dX, dxOff, m, 'layerNormBackward dX');
+    if (rows > 0 && n > 0) this.ex.layerNormBackward(rows, n, pdy, ph, pr, pg, pdg, pdb, pdx);
+  }
+
+  columnStats(rows: number, n: number, X: Buf, xOff: number, mask: Uint8Array | null, mean: Buf, variance: Buf): void {
+    const px = this.p(X, xOff, rows * n, 'columnStats X');
+    const pm = this.p(mean, 0, n, 'columnStats mean'), pv = this.p(variance, 0, n, 'columnStats variance');
+    if (n <= 0) return;
+    const pk = this.maskPtr(mask, rows);
+    this.ex.columnStats(rows, n, px, pk, pm, pv, this.lossScratch(16 * n));
+  }
+
+  normalizeColumns(rows: number, n: number, X: Buf, xOff: number, mean: Buf, variance: Buf, eps: number,
+    gamma: Buf, beta: Buf, gbOff: number, Y: Buf, yOff: number, xhat: Buf, xhOff: number, rstd: Buf, rOff: number): void {
+    const m = rows * n;
+    const px = this.p(X, xOff, m, 'normalizeColumns X');
+    const pm = this.p(mean, 0, n, 'normalizeColumns mean'), pv = this.p(variance, 0, n, 'normalizeColumns variance');
+    const pg = this.p(gamma, gbOff, n, 'normalizeColumns gamma'), pb = this.p(beta, gbOff, n, 'normalizeColumns beta');
+    const py = this.p(Y, yOff, m, 'normalizeColumns Y'), ph = this.p(xhat, xhOff, m, 'normalizeColumns xhat');
+    const pr = this.p(rstd, rOff, n, 'normalizeColumns rstd');
+    if (n > 0) this.ex.normalizeColumns(rows, n, px, pm, pv, eps, pg, pb, py, ph, pr, this.lossScratch(8 * n));
+  }
+
+  batchNormBackward(rows: number, n: number, dY: Buf, dyOff: number, xhat: Buf, xhOff: number, rstd: Buf, rOff: number,
+    gamma: Buf, gbOff: number, mask: Uint8Array | null, training: boolean, dGamma: Buf, dBeta: Buf, dX: Buf, dxOff: number): void {
+    const m = rows * n;
+    const pdy = this.p(dY, dyOff, m, 'batchNormBackward dY'), ph = this.p(xhat, xhOff, m, 'batchNormBackward xhat');
+    const pr = this.p(rstd, rOff, n, 'batchNormBackward rstd'), pg = this.p(gamma, gbOff, n, 'batchNormBackward gamma');
+    const pdg = this.p(dGamma, gbOff, n, 'batchNormBackward dGamma'), pdb = this.p(dBeta, gbOff, n, 'batchNormBackward dBeta');
+    const pdx = this.p(dX, dxOff, m, 'batchNormBackward dX');
+    if (n <= 0) return;
+    const pk = this.maskPtr(mask, rows);
+    this.ex.batchNormBackward(rows, n, pdy, ph, pr, pg, pk, training ? 1 : 0, pdg, pdb, pdx, this.lossScratch(16 * n));
+  }
+
   gruCellForward(B: number, H: number, xp: Buf, xpOff: number, hp: Buf, hpOff: number,
     hPrev: Buf, hpvOff: number, act: Buf, aOff: number, h: Buf, hOff: number): void {
     const n = B * H;
