@@ -37,7 +37,7 @@ const gc = globalThis.gc ?? null;
 function snapshot(t0, extra) {
   if (gc) gc();
   const m = process.memoryUsage();
-  return { t: (performance.now() - t0) / 1000, rss: m.rss / MB, heap: m.heapUsed / MB, external: m.external / MB, arrayBuffers: m.arrayBuffers / MB, ...extra };
+  return { t: (performance.now() - t0) / 1000, rss: m.rss / MB, heap: m.heapUsed / MB, heapTotal: m.heapTotal / MB, external: m.external / MB, arrayBuffers: m.arrayBuffers / MB, ...extra };
 }
 
 function summarise(name, samples) {
@@ -49,7 +49,7 @@ function summarise(name, samples) {
   const peak = Math.max(...samples.map((s) => s.rss));
   const flat = growth <= Math.max(16, 0.1 * first.rss);
   return { phase: name, samples: samples.length, seconds: last.t, rssStartMB: samples[0].rss, rssSteadyStartMB: first.rss, rssEndMB: last.rss, rssPeakMB: peak,
-    growthMB: growth, slopeMBperMin: slope * 60, heapStartMB: first.heap, heapEndMB: last.heap, arrayBuffersStartMB: first.arrayBuffers, arrayBuffersEndMB: last.arrayBuffers, flat };
+    growthMB: growth, slopeMBperMin: slope * 60, heapStartMB: first.heap, heapEndMB: last.heap, heapTotalStartMB: first.heapTotal, heapTotalEndMB: last.heapTotal, arrayBuffersStartMB: first.arrayBuffers, arrayBuffersEndMB: last.arrayBuffers, flat };
 }
 
 const be = await createBackend({ backend: args.backend });
@@ -70,7 +70,7 @@ trainSamples.push(snapshot(t0, { step: 0 }));
 const timer = setInterval(() => {
   const s = snapshot(t0, { step: trainer.state.step });
   trainSamples.push(s);
-  log(`train  ${s.t.toFixed(0).padStart(4)} s  step ${String(s.step).padStart(6)}  rss ${s.rss.toFixed(1)} MB  heap ${s.heap.toFixed(1)} MB  arrayBuffers ${s.arrayBuffers.toFixed(1)} MB`);
+  log(`train  ${s.t.toFixed(0).padStart(4)} s  step ${String(s.step).padStart(6)}  rss ${s.rss.toFixed(1)} MB  heap ${s.heap.toFixed(1)}/${s.heapTotal.toFixed(1)} MB  arrayBuffers ${s.arrayBuffers.toFixed(1)} MB`);
 }, 1000);
 await trainer.run({ validated() { validations++; } });
 clearInterval(timer);
@@ -89,7 +89,7 @@ for (const _ of sampleIds(trainer.model, { prime: vocab.encode('\n'), length: 1e
     nextLog = t + 1;
     const s = snapshot(t0, { tokens });
     sampleSamples.push(s);
-    log(`sample ${s.t.toFixed(0).padStart(4)} s  tokens ${String(tokens).padStart(7)}  rss ${s.rss.toFixed(1)} MB  heap ${s.heap.toFixed(1)} MB  arrayBuffers ${s.arrayBuffers.toFixed(1)} MB`);
+    log(`sample ${s.t.toFixed(0).padStart(4)} s  tokens ${String(tokens).padStart(7)}  rss ${s.rss.toFixed(1)} MB  heap ${s.heap.toFixed(1)}/${s.heapTotal.toFixed(1)} MB  arrayBuffers ${s.arrayBuffers.toFixed(1)} MB`);
   }
   if (t >= args.sampleSeconds) break;
 }
@@ -108,7 +108,7 @@ else {
   for (const p of [result.train, result.sample]) {
     console.log(`\n${p.phase}: ${p.seconds.toFixed(0)} s, ${p.phase === 'train' ? `${result.train.steps} steps, ${result.train.validations} validations + checkpoint saves` : `${result.sample.tokens} tokens`}`);
     console.log(`  RSS ${p.rssStartMB.toFixed(1)} MB at start, ${p.rssSteadyStartMB.toFixed(1)} MB after warm-up, ${p.rssEndMB.toFixed(1)} MB at the end (peak ${p.rssPeakMB.toFixed(1)} MB)`);
-    console.log(`  growth after warm-up ${p.growthMB >= 0 ? '+' : ''}${p.growthMB.toFixed(1)} MB, slope ${p.slopeMBperMin >= 0 ? '+' : ''}${p.slopeMBperMin.toFixed(2)} MB/min; heap ${p.heapStartMB.toFixed(1)} -> ${p.heapEndMB.toFixed(1)} MB, ArrayBuffers ${p.arrayBuffersStartMB.toFixed(1)} -> ${p.arrayBuffersEndMB.toFixed(1)} MB: ${p.flat ? 'flat' : 'GROWING'}`);
+    console.log(`  growth after warm-up ${p.growthMB >= 0 ? '+' : ''}${p.growthMB.toFixed(1)} MB, slope ${p.slopeMBperMin >= 0 ? '+' : ''}${p.slopeMBperMin.toFixed(2)} MB/min; heap used ${p.heapStartMB.toFixed(1)} -> ${p.heapEndMB.toFixed(1)} MB (committed ${p.heapTotalStartMB.toFixed(1)} -> ${p.heapTotalEndMB.toFixed(1)} MB), ArrayBuffers ${p.arrayBuffersStartMB.toFixed(1)} -> ${p.arrayBuffersEndMB.toFixed(1)} MB: ${p.flat ? 'flat' : 'GROWING'}`);
   }
   console.log(`\n${ok ? 'OK: memory is flat in training and sampling' : 'NOT OK: memory grows'}`);
 }
