@@ -227,3 +227,16 @@ test('rnnkit task --list; task one-to-one train --json --out, eval, predict; cle
   const wrong = rnnkit('task', 'synced', 'eval', '--checkpoint', ck);
   assert.match(wrong.err, /model of task 'one-to-one', not 'synced'/);
 });
+
+test('rnnkit train --model window|conv trains the baseline LMs through the same Trainer', () => {
+  const data = join(dir, 'lm.txt');
+  writeFileSync(data, 'The quick brown fox jumps over the lazy dog. Anarchism is a political philosophy. '.repeat(40));
+  for (const model of ['window', 'conv']) {
+    const r = rnnkit('train', '--model', model, '--data', data, '--steps', '30', '--minutes', '0', '--batch', '4', '--bptt', '32', '--hidden', '32', '--json', '--no-samples', '--threads', '1', '--out', join(dir, `${model}.safetensors`));
+    assert.equal(r.code, 0, r.err);
+    const lines = r.out.trim().split('\n').map((l) => JSON.parse(l));
+    const done = lines.find((l) => l.event === 'done');
+    assert.ok(done && done.steps === 30, r.out);
+    assert.ok(done.best_valid_bpc < 6, `${model}: validation ${done.best_valid_bpc} bpc after 30 steps (uniform over bytes: 8)`);
+  }
+});

@@ -43,6 +43,11 @@ export class ConvLM {
   h: Buf;
   /** Unused (CharLM's cell state); always empty. */
   c: Buf;
+  /**
+   * What the Trainer and checkpoints read of CharLM's recurrent stack: no time alignment constraint (any
+   * number of steps per batch) and no non-parameter buffers.
+   */
+  readonly rnn = { alignment: 1, buffers: (): Map<string, { shape: number[]; data: ArrayLike<number> }> => new Map() };
   private B = 0;
   private T = 0;
   private cap = 0;

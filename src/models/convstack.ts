@@ -3,7 +3,8 @@
 // stack (1, 2, 4, ...), so the receptive field grows exponentially with depth (WaveNet / TCN). With one layer
 // of kernel k and dilation 1 it is the fixed-window MLP's first layer (k consecutive inputs, concatenated,
 // through one linear map).
-// Parameter names follow nn.Sequential of Conv1d/ReLU: `0.weight`, `0.bias`, `2.weight`, ...
+// Layers after the first are residual (TCN-style): y_k = ReLU(conv_k(y_{k-1})) + y_{k-1}, which keeps deep
+// dilated stacks trainable. Parameter names: `0.weight`, `0.bias`, `2.weight`, ... (nn.Sequential numbering).
 
 import type { Backend, Buf } from '../backend/backend.js';
 import { Conv1d } from '../layers/conv1d.js';
@@ -24,6 +25,7 @@ export class ConvStack implements HasParams {
   readonly params: Map<string, Param>;
   private acts: Buf[] = [];
   private grad: Buf;
+  private relu: Buf;
   private cap = 0;
   private T = 0;
   private B = 0;
@@ -36,6 +38,7 @@ export class ConvStack implements HasParams {
     this.params = new Map();
     this.convs.forEach((c, k) => { for (const p of c.parameters()) this.params.set(`${2 * k}.${p.name}`, p); });
     this.grad = be.alloc(0);
+    this.relu = be.alloc(0);
   }
 
   parameters(): Param[] {
@@ -56,9 +59,9 @@ export class ConvStack implements HasParams {
     const n = T * B * this.opts.channels;
     if (this.cap < n) {
       for (const a of this.acts) this.be.free(a);
-      this.be.free(this.grad);
+      this.be.free(this.grad); this.be.free(this.relu);
       this.acts = this.convs.map(() => this.be.alloc(n));
-      this.grad = this.be.alloc(n);
+      this.grad = this.be.alloc(n); this.relu = this.be.alloc(n);
       this.cap = n;
     }
     this.T = T; this.B = B;
@@ -67,6 +70,7 @@ export class ConvStack implements HasParams {
       c.forward(inp, off, T, B, this.acts[k], 0);
       this.be.rnnCellForward('relu', T * B, this.opts.channels, this.acts[k], 0);
       if (lens) for (let t = 0; t < T; t++) for (let b = 0; b < B; b++) if (t >= lens[b]) this.be.fill(this.opts.channels, 0, this.acts[k], (t * B + b) * this.opts.channels);
+      if (k > 0) this.be.addTo(T * B * this.opts.channels, inp, off, this.acts[k], 0); // residual
       inp = this.acts[k]; off = 0;
     });
     return this.acts[this.acts.length - 1];
@@ -77,9 +81,17 @@ export class ConvStack implements HasParams {
     const { T, B } = this, H = this.opts.channels;
     let g = dy, gOff = dyOff;
     for (let k = this.convs.length - 1; k >= 0; k--) {
-      this.be.rnnCellBackward('relu', T * B, H, this.acts[k], 0, g, gOff, this.grad, 0);
+      // ReLU's derivative from its output: with the residual, the ReLU output is acts[k] - acts[k-1]
+      if (k > 0) {
+        this.be.copy(T * B * H, this.acts[k], 0, this.relu, 0);
+        this.be.scale(T * B * H, -1, this.relu, 0);
+        this.be.addTo(T * B * H, this.acts[k - 1], 0, this.relu, 0);
+        this.be.scale(T * B * H, -1, this.relu, 0);
+        this.be.rnnCellBackward('relu', T * B, H, this.relu, 0, g, gOff, this.grad, 0);
+      } else this.be.rnnCellBackward('relu', T * B, H, this.acts[k], 0, g, gOff, this.grad, 0);
       const dx = this.convs[k].backward(this.grad, 0, k > 0 || needDx);
       if (k === 0) return dx;
+      this.be.addTo(T * B * H, g, gOff, dx!, 0); // the residual path
       g = dx!; gOff = 0;
     }
     return null;
