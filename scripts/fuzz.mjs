@@ -299,6 +299,7 @@ if (!isMainThread) {
     [/outside the data section/, 'data_offsets outside the data'],
     [/but its data_offsets span/, 'shape does not match data_offsets'],
     [/overlap/, 'overlapping tensors'],
+    [/belong to no tensor|bytes after the last tensor/, 'data section not fully indexed (hole or trailing bytes)'],
     [/entry is not an object/, 'tensor entry is not an object'],
     [/__metadata__\.config/, 'config does not describe a model'],
     [/__metadata__\.vocab_json/, 'bad vocab_json'],

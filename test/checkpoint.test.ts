@@ -52,6 +52,7 @@ test('corrupt checkpoints: clear errors naming the file and the problem', () => 
     ['short', good.subarray(0, 5), /too short/],
     ['huge header', Buffer.concat([Buffer.from([255, 255, 255, 255, 255, 255, 255, 127]), good.subarray(8)]), /header size/],
     ['garbage json', Buffer.concat([good.subarray(0, 8), Buffer.alloc(good.length - 8, 0x41)]), /not valid JSON/],
+    ['trailing bytes', Buffer.concat([good, Buffer.from('polyglot')]), /8 bytes after the last tensor/],
   ];
   for (const [name, bytes, re] of cases) {
     const f = join(dir, `${name.replace(' ', '_')}.safetensors`);

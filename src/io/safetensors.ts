@@ -88,10 +88,15 @@ export function decodeSafetensors(buf: Uint8Array, file: string): SafeTensors {
     spans.push([a, b, name]);
     tensors.set(name, { shape: shape as number[], data: toFloat32(buf.subarray(dataStart + a, dataStart + b), dtype as string, n) });
   }
-  spans.sort((x, y) => x[0] - y[0]);
-  for (let i = 1; i < spans.length; i++) {
-    if (spans[i][0] < spans[i - 1][1]) fail(`tensors '${spans[i - 1][2]}' and '${spans[i][2]}' overlap`);
+  spans.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  // As the format requires: the tensors index the whole data section, without overlaps or holes.
+  let end = 0;
+  for (let i = 0; i < spans.length; i++) {
+    if (i > 0 && spans[i][0] < spans[i - 1][1]) fail(`tensors '${spans[i - 1][2]}' and '${spans[i][2]}' overlap`);
+    if (spans[i][0] > end) fail(`bytes ${end}..${spans[i][0]} of the data section belong to no tensor (a hole before '${spans[i][2]}')`);
+    end = Math.max(end, spans[i][1]);
   }
+  if (end !== dataLen) fail(`the data section has ${dataLen - end} bytes after the last tensor (${dataLen} bytes, tensors end at ${end})`);
   return { tensors, metadata };
 }
 
