@@ -30,6 +30,7 @@ export interface WasmBackendOptions {
    * on at run time (v8.setFlagsFromString) when WebAssembly.validate says the build is not accepted.
    */
   relaxed?: boolean | 'auto';
+  /** (Unset: the environment variable RNNKIT_WASM_RELAXED=0|1 decides, else 'auto'.) */
   /** Allow turning on V8's relaxed-SIMD flag at run time (default true). */
   enableRelaxedFlag?: boolean;
   /** Maximum memory in 64 KiB pages (default 65536 = 4 GiB, the most wasm32 addresses). */
@@ -74,6 +75,14 @@ function loadBytes(dir: string | URL, name: string): Uint8Array {
   }
 }
 
+/** RNNKIT_WASM_RELAXED=0|1 picks the build when the caller does not (undefined: not set). */
+function envRelaxed(): boolean | undefined {
+  const v = typeof process !== 'undefined' ? process.env?.RNNKIT_WASM_RELAXED : undefined;
+  if (v === '0' || v === 'false') return false;
+  if (v === '1' || v === 'true') return true;
+  return undefined;
+}
+
 /** Whether relaxed SIMD can be used, turning on V8's flag if allowed and needed. */
 function relaxedAvailable(bytes: Uint8Array, allowFlag: boolean): boolean {
   if (WA.validate(bytes)) return true;
@@ -100,7 +109,7 @@ function makeMemory(maxPages: number): WasmMemory {
 /** Create a WasmBackend: compiles the kernels, makes the shared memory, starts the worker threads. */
 export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
   const dir = opts.wasmDir ?? defaultWasmDir();
-  const want = opts.relaxed ?? 'auto';
+  const want = opts.relaxed ?? envRelaxed() ?? 'auto';
   let bytes: Uint8Array | null = null;
   let relaxed = false;
   if (want !== false) {
