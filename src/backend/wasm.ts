@@ -379,6 +379,10 @@ export class WasmBackend implements Backend {
       Atomics.store(ctrl, MSLEEP, 0);
       d = Atomics.load(ctrl, DONE);
     }
+    // Close the job before the next one's arguments and PARTS are written: a worker still in its
+    // claim loop (it loaded NEXT before this store) then fails its compare-exchange or sees no chunk
+    // left, instead of claiming a chunk of the next job under this job's generation.
+    Atomics.store(ctrl, NEXT, ((gen & 0x7fff) << 16) | 0xffff);
     if (Atomics.load(ctrl, ERR) !== 0) throw new Error('rnnkit: a wasm kernel failed in a worker pool job');
   }
 
