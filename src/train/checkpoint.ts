@@ -133,6 +133,8 @@ function checkTrainState(fail: (why: string) => never, s: unknown): TrainState {
   if (t.rng !== undefined && !(Array.isArray(t.rng) && t.rng.every((r) => Array.isArray(r) && r.length === 4 && r.every((w) => isCount(w) && w < 2 ** 32)))) {
     bad('rng is not a list of 4-word generator states');
   }
+  if (t.args !== undefined && (typeof t.args !== 'object' || t.args === null || Array.isArray(t.args) ||
+    !Object.values(t.args).every((v) => v === null || ['string', 'number', 'boolean'].includes(typeof v)))) bad('args is not an object of flag values');
   return { seconds: 0, chars: 0, bestBpc: null, ...t } as TrainState;
 }
 
