@@ -78,7 +78,11 @@ async function train(a: TrainArgs, cmd: Command): Promise<void> {
   const be = await backendFrom(a);
   const resumed = a.resume ? loadCheckpoint(a.resume, be) : null;
   const saved = resumed?.trainState?.args;
-  for (const k of RESUMED_FLAGS) if (saved && saved[k] !== undefined && cmd.getOptionValueSource(k) !== 'cli') (a as unknown as Record<string, unknown>)[k] = saved[k];
+  const flags = a as unknown as Record<string, unknown>;
+  for (const k of RESUMED_FLAGS) {
+    const v = saved?.[k];
+    if (v !== undefined && v !== null && cmd.getOptionValueSource(k) !== 'cli' && (flags[k] === undefined || typeof v === typeof flags[k])) flags[k] = v;
+  }
   const file = a.data ?? defaultDataPath();
   const log = (s: string): void => { if (!a.json) process.stderr.write(`${s}\n`); };
   const text = await loadText(file, a.text);
