@@ -150,6 +150,26 @@ test('sparse row-wise Adam on an n-gram table equals dense Adam + clipping when 
   }
 });
 
+test('every parameter of the nested task models is named (PyTorch-style) and trained', async () => {
+  const { BagClassifier } = await import('../src/tasks/bagclassifier.js');
+  const { Speller } = await import('../src/tasks/speller.js');
+  const { Seq2Seq } = await import('../src/tasks/seq2seq.js');
+  const { ngramConfig } = await import('../src/text/ngrams.js');
+  const f = new JsBackend('float32');
+  const dec = { vocabSize: 9, embedding: 3, hidden: 4, attention: true };
+  const models: [string, Map<string, { size: number }>, string[]][] = [
+    ['ConvLM', new ConvLM(f, convLMConfig('conv', 7, { embedding: 3, hidden: 4, layers: 3 })).params, ['encoder.weight', 'conv.0.weight', 'conv.0.bias', 'conv.2.weight', 'conv.4.weight', 'decoder.weight', 'decoder.bias']],
+    ['SeqClassifier', new SeqClassifier(f, { encoder: 'conv', cell: 'lstm', vocabSize: 5, embedding: 3, hidden: 4, classes: 2, kernel: 3, layers: 2 }).params, ['embedding.weight', 'conv.0.weight', 'conv.2.weight', 'fc.weight']],
+    ['BagClassifier', new BagClassifier(f, { features: 'ngrams', ngrams: ngramConfig({ buckets: 16 }), mode: 'mean', embedding: 3, hidden: 4, classes: 2 }).params, ['embedding.weight', 'mlp.0.weight', 'mlp.0.bias', 'mlp.2.weight', 'mlp.2.bias']],
+    ['Speller', new Speller(f, { ngrams: ngramConfig({ buckets: 16 }), embedding: 3, decoder: { ...dec, attention: false } }).params, ['embedding.weight', 'init.weight', 'decoder.embedding.weight', 'decoder.rnn.weight_ih_l0', 'decoder.out.weight', 'decoder.out.bias']],
+    ['Seq2Seq', new Seq2Seq(f, { srcVocab: 8, embedding: 3, hidden: 4, decoder: dec }).params, ['encoder_embedding.weight', 'encoder.weight_hh_l0', 'decoder.embedding.weight', 'decoder.attn_combine_context.weight', 'decoder.attn_combine_hidden.weight', 'decoder.out.weight']],
+  ];
+  for (const [what, params, names] of models) {
+    for (const n of names) assert.ok(params.has(n), `${what}: no parameter '${n}' in [${[...params.keys()]}]`);
+    assert.equal(new Set(params.values()).size, params.size, `${what}: a parameter listed twice`);
+  }
+});
+
 // ---- the LM baselines ----
 
 const f64 = new JsBackend('float64');

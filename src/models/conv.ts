@@ -16,7 +16,8 @@
 import type { Backend, Buf } from '../backend/backend.js';
 import { Embedding } from '../layers/embedding.js';
 import { Linear } from '../layers/linear.js';
-import { Param, namedParameters } from '../layers/param.js';
+import { Param } from '../layers/param.js';
+import { nestedParameters } from '../layers/nested.js';
 import { Rng } from '../util/rng.js';
 import { ConvStack } from './convstack.js';
 import type { CharLM } from './charlm.js';
@@ -68,7 +69,7 @@ export class ConvLM {
     this.conv = new ConvStack(be, { inputSize: E, channels: H, kernelSize: K, dilations, padding: 'causal' }, rng);
     this.decoder = new Linear(be, H, V, rng);
     this.encoder.weight.uniform(rng, -0.1, 0.1);
-    this.params = namedParameters({ encoder: this.encoder, conv: this.conv, decoder: this.decoder });
+    this.params = nestedParameters({ encoder: this.encoder, conv: this.conv, decoder: this.decoder });
     this.h = be.alloc(0);
     this.c = be.alloc(0);
   }

@@ -5,7 +5,8 @@
 import type { Backend, Buf } from '../backend/backend.js';
 import { EmbeddingBag, type BagMode } from '../layers/embeddingbag.js';
 import { MLP } from '../layers/mlp.js';
-import { Param, namedParameters } from '../layers/param.js';
+import { Param } from '../layers/param.js';
+import { nestedParameters } from '../layers/nested.js';
 import { textBags, type NgramConfig, ngramConfig } from '../text/ngrams.js';
 import { WordVocab } from '../text/wordvocab.js';
 import { Rng } from '../util/rng.js';
@@ -41,7 +42,7 @@ export class BagClassifier {
     if (config.features === 'words' && !vocab) throw new Error('BagClassifier: word features need a vocabulary');
     this.bag = new EmbeddingBag(be, config.features === 'words' ? vocab!.size : config.ngrams.buckets, config.embedding, config.mode, rng);
     this.mlp = new MLP(be, [config.embedding, config.hidden, config.classes], 'relu', rng);
-    this.params = namedParameters({ embedding: this.bag, mlp: this.mlp });
+    this.params = nestedParameters({ embedding: this.bag, mlp: this.mlp });
     this.feats = be.alloc(0); this.dlogits = be.alloc(0);
   }
 

@@ -12,7 +12,8 @@ import type { Backend, Buf } from '../backend/backend.js';
 import { DotAttention } from '../layers/attention.js';
 import { Embedding } from '../layers/embedding.js';
 import { Linear } from '../layers/linear.js';
-import { Param, namedParameters, type HasParams } from '../layers/param.js';
+import { Param, type HasParams } from '../layers/param.js';
+import { nestedParameters } from '../layers/nested.js';
 import { RecurrentStack } from '../layers/recurrent.js';
 import type { Rng } from '../util/rng.js';
 
@@ -68,7 +69,7 @@ export class CharDecoder implements HasParams {
     }
     this.proj = new Linear(be, H, V, rng);
     children.out = this.proj;
-    this.params = namedParameters(children);
+    this.params = nestedParameters(children);
   }
 
   parameters(): Param[] { return [...this.params.values()]; }

@@ -8,7 +8,8 @@
 import type { Backend, Buf } from '../backend/backend.js';
 import { CharVocab } from '../data/vocab.js';
 import { Embedding } from '../layers/embedding.js';
-import { Param, namedParameters } from '../layers/param.js';
+import { Param } from '../layers/param.js';
+import { nestedParameters } from '../layers/nested.js';
 import { RecurrentStack } from '../layers/recurrent.js';
 import { Rng } from '../util/rng.js';
 import {
@@ -46,7 +47,7 @@ export class Seq2Seq {
     this.embed = new Embedding(be, config.srcVocab, config.embedding, rng);
     this.enc = new RecurrentStack(be, 'LSTM', { inputSize: config.embedding, hiddenSize: config.hidden, seed: rng.nextU32() });
     this.dec = new CharDecoder(be, config.decoder, rng);
-    this.params = namedParameters({ encoder_embedding: this.embed, encoder: this.enc, decoder: this.dec });
+    this.params = nestedParameters({ encoder_embedding: this.embed, encoder: this.enc, decoder: this.dec });
   }
 
   parameters(): Param[] { return [...this.params.values()]; }

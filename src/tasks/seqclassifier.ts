@@ -10,7 +10,8 @@
 import type { Backend, Buf } from '../backend/backend.js';
 import { Embedding } from '../layers/embedding.js';
 import { Linear } from '../layers/linear.js';
-import { Param, namedParameters } from '../layers/param.js';
+import { Param } from '../layers/param.js';
+import { nestedParameters } from '../layers/nested.js';
 import { RecurrentStack } from '../layers/recurrent.js';
 import { ConvStack } from '../models/convstack.js';
 import { Rng } from '../util/rng.js';
@@ -61,7 +62,7 @@ export class SeqClassifier {
     } else throw new Error(`unknown encoder '${encoder}' (expected rnn, window or conv)`);
     this.fc = new Linear(be, H, C, rng);
     children.fc = this.fc;
-    this.params = namedParameters(children);
+    this.params = nestedParameters(children);
   }
 
   parameters(): Param[] {

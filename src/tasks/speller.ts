@@ -10,7 +10,8 @@ import type { Backend, Buf } from '../backend/backend.js';
 import { CharVocab } from '../data/vocab.js';
 import { EmbeddingBag } from '../layers/embeddingbag.js';
 import { Linear } from '../layers/linear.js';
-import { Param, namedParameters } from '../layers/param.js';
+import { Param } from '../layers/param.js';
+import { nestedParameters } from '../layers/nested.js';
 import { ngramConfig, tokenizeWords, wordNgramIds, type NgramConfig } from '../text/ngrams.js';
 import { Rng } from '../util/rng.js';
 import {
@@ -44,7 +45,7 @@ export class Speller {
     for (let i = 0; i < this.bag.weight.size; i++) this.bag.weight.data[i] *= 0.1;
     this.init = new Linear(be, config.embedding, config.decoder.hidden, rng);
     this.dec = new CharDecoder(be, config.decoder, rng);
-    this.params = namedParameters({ embedding: this.bag, init: this.init, decoder: this.dec });
+    this.params = nestedParameters({ embedding: this.bag, init: this.init, decoder: this.dec });
     this.feats = be.alloc(0); this.h0 = be.alloc(0); this.dpre = be.alloc(0);
   }
 

@@ -8,7 +8,8 @@ import type { Backend, Buf } from '../backend/backend.js';
 import type { CharVocab } from '../data/vocab.js';
 import { Embedding } from '../layers/embedding.js';
 import { Linear } from '../layers/linear.js';
-import { Param, namedParameters } from '../layers/param.js';
+import { Param } from '../layers/param.js';
+import { nestedParameters } from '../layers/nested.js';
 import { RecurrentStack } from '../layers/recurrent.js';
 import { Rng } from '../util/rng.js';
 import {
@@ -45,7 +46,7 @@ export class BiTagger {
     this.embed = new Embedding(be, config.vocabSize, config.embedding, rng);
     this.rnn = new RecurrentStack(be, 'LSTM', { inputSize: config.embedding, hiddenSize: config.hidden, numLayers: config.layers, bidirectional: true, seed: rng.nextU32() });
     this.fc = new Linear(be, 2 * config.hidden, config.classes, rng);
-    this.params = namedParameters({ embedding: this.embed, rnn: this.rnn, fc: this.fc });
+    this.params = nestedParameters({ embedding: this.embed, rnn: this.rnn, fc: this.fc });
   }
 
   parameters(): Param[] { return [...this.params.values()]; }
