@@ -108,12 +108,26 @@ test('one-to-many: words spelled from their n-gram vectors beat the constant ans
   assert.ok(r.value < (r.baseline as number) - 0.07, `CER ${r.value} (most frequent word ${r.baseline})`);
 });
 
-test('many-to-many: the attention encoder-decoder learns to reproduce and correct fragments', () => {
+test('many-to-many: the attention encoder-decoder learns to reproduce and correct fragments; beam search', async () => {
   // short fragments (the first two words of each bundled sentence): attention learns to align in seconds
   const data = join(dir, 'short.tsv');
   writeFileSync(data, loadSentences().map((s) => `${s.lang}\t${s.text.split(' ').slice(0, 2).join(' ')}`).join('\n'));
-  const r = findTask('many-to-many').train(be, { ...quiet, data, steps: 600, limit: 1500, hidden: 32, lr: 0.02, batch: 16 });
+  const out = join(dir, 'm2m.safetensors');
+  const r = findTask('many-to-many').train(be, { ...quiet, data, steps: 600, limit: 1500, hidden: 32, lr: 0.02, batch: 16, out });
   assert.ok(r.value < 0.7, `CER after ${r.value} (before ${r.cer_before}; an untrained decoder is near 1)`);
+  // beam search: width 1 is greedy decoding; a wider beam gives well-formed output
+  const { Seq2Seq, correct } = await import('../src/tasks/seq2seq.js');
+  const { loadTaskModel, charVocabFromJSON } = await import('../src/tasks/common.js');
+  const f = loadTaskModel(out, 'many-to-many'), model = new Seq2Seq(be, f.config), vocab = charVocabFromJSON(f.extra.vocab);
+  f.restore(model.params);
+  const inputs = ['Anarhcism is', 'Die Stadt', 'Москва — стол', 'The sign'];
+  const pb = padBatch(inputs.map((x) => vocab.encode(x)), 0);
+  const { mem, h0 } = model.encode(pb.ids, pb.lens, pb.T, pb.B, false);
+  const greedy = model.dec.greedy(pb.B, h0, null, mem, vocab.size, vocab.size, 20);
+  for (let b = 0; b < pb.B; b++) assert.deepEqual(model.dec.beam(1, h0, null, b, mem, vocab.size, vocab.size, 20), greedy[b], `column ${b}`);
+  const wide = correct(model, vocab, inputs, 4);
+  assert.equal(wide.length, 4);
+  assert.ok(wide.every((w) => w.length > 0 && w.length <= 30), JSON.stringify(wide));
 });
 
 test('sparse row-wise Adam on an n-gram table equals dense Adam + clipping when every row is touched, and leaves untouched rows alone', () => {

@@ -13,7 +13,7 @@ import type { BackendName } from '../backend/index.js';
 
 interface TaskArgs {
   list: boolean; data?: string; minutes: number; steps: number; seed: number; batch?: number; hidden?: number;
-  embedding?: number; lr?: number; model?: string; out?: string; checkpoint?: string; json: boolean;
+  embedding?: number; lr?: number; model?: string; out?: string; checkpoint?: string; beam: number; json: boolean;
   backend: BackendName; threads: number;
 }
 
@@ -35,6 +35,7 @@ export function registerTask(program: Command): void {
     .option('--model <kind>', 'model variant (many-to-one: rnn | window | conv; one-to-one: sum | mean | sqrt bag)')
     .option('--out <file>', 'train: where the model is saved', undefined)
     .option('--checkpoint <file>', 'eval / predict: a model saved by train --out')
+    .option('--beam <k>', 'eval / predict of many-to-many: beam search width (1 = greedy)', int(1), 1)
     .option('--json', 'print the result as one JSON object', false);
   addBackendOptions(cmd).action(async (name: string | undefined, action: string, inputs: string[], a: TaskArgs) => {
     if (a.list || !name) {
@@ -53,10 +54,10 @@ export function registerTask(program: Command): void {
         print(r, a.json);
       } else {
         if (!a.checkpoint) throw new Error(`task ${action} needs --checkpoint FILE (a model saved by 'rnnkit task ${task.name} train --out FILE')`);
-        if (action === 'eval') print(task.evaluate(be, { checkpoint: a.checkpoint, data: a.data }), a.json);
+        if (action === 'eval') print(task.evaluate(be, { checkpoint: a.checkpoint, data: a.data, beam: a.beam }), a.json);
         else {
           const lines = inputs.length ? inputs : readFileSync(0, 'utf8').split('\n').filter((l) => l.trim());
-          const out = task.predict(be, a.checkpoint, lines);
+          const out = task.predict(be, a.checkpoint, lines, { beam: a.beam });
           if (a.json) console.log(JSON.stringify(lines.map((input, i) => ({ input, output: out[i] }))));
           else out.forEach((o) => console.log(o));
         }

@@ -163,4 +163,54 @@ export class CharDecoder implements HasParams {
     be.free(h); be.free(c);
     return out;
   }
+
+  /**
+   * Beam search for one sequence: K hypotheses decoded as a batch of K. h0/c0 hold the initial state at row
+   * `col` of [B, H] buffers; mem (optional) is the encoder memory of B columns, of which column `col` is used.
+   * Scores are summed log-probabilities; finished hypotheses are ranked by their mean log-probability per
+   * token (eos included), so that short outputs are not favoured. K = 1 is greedy decoding.
+   */
+  beam(K: number, h0: Buf, c0: Buf | null, col: number, mem: EncoderMemory | null, bos: number, eos: number, maxLen: number): number[] {
+    const H = this.config.hidden, V = this.config.vocabSize, be = this.be;
+    const h = be.alloc(K * H), c = be.alloc(K * H), h2 = be.alloc(K * H), c2 = be.alloc(K * H);
+    for (let k = 0; k < K; k++) { be.copy(H, h0, col * H, h, k * H); if (c0) be.copy(H, c0, col * H, c, k * H); }
+    let memK: EncoderMemory | null = null;
+    if (mem) {
+      const S = mem.S, B = mem.lens.length, out = be.alloc(S * K * H);
+      for (let s = 0; s < S; s++) for (let k = 0; k < K; k++) be.copy(H, mem.out, mem.off + (s * B + col) * H, out, (s * K + k) * H);
+      memK = { out, off: 0, S, lens: new Int32Array(K).fill(mem.lens[col]) };
+    }
+    let hyps = [{ ids: [] as number[], score: 0 }];
+    const done: { ids: number[]; norm: number }[] = [];
+    const inp = new Int32Array(K);
+    for (let t = 0; t < maxLen && hyps.length > 0 && done.length < K; t++) {
+      for (let k = 0; k < K; k++) inp[k] = k < hyps.length ? (t === 0 ? bos : hyps[k].ids[hyps[k].ids.length - 1]) : bos;
+      const logits = this.forward(inp, 1, K, h, c, memK, false);
+      const cand: { k: number; v: number; score: number }[] = [];
+      for (let k = 0; k < hyps.length; k++) {
+        let m = -Infinity, z = 0;
+        for (let v = 0; v < V; v++) m = Math.max(m, logits[k * V + v]);
+        for (let v = 0; v < V; v++) z += Math.exp(logits[k * V + v] - m);
+        const lz = m + Math.log(z);
+        for (let v = 0; v < V; v++) cand.push({ k, v, score: hyps[k].score + logits[k * V + v] - lz });
+      }
+      cand.sort((a, b) => b.score - a.score);
+      const next: { ids: number[]; score: number }[] = [];
+      const parents: number[] = [];
+      for (const cnd of cand) {
+        if (next.length + done.length >= K) break;
+        const ids = [...hyps[cnd.k].ids, cnd.v];
+        if (cnd.v === eos) done.push({ ids: ids.slice(0, -1), norm: cnd.score / ids.length });
+        else { next.push({ ids, score: cnd.score }); parents.push(cnd.k); }
+      }
+      parents.forEach((pk, j) => { be.copy(H, this.hN, pk * H, h2, j * H); be.copy(H, this.cN, pk * H, c2, j * H); });
+      be.copy(K * H, h2, 0, h, 0); be.copy(K * H, c2, 0, c, 0);
+      hyps = next;
+    }
+    for (const hy of hyps) done.push({ ids: hy.ids, norm: hy.score / Math.max(1, hy.ids.length) });
+    for (const b of [h, c, h2, c2]) be.free(b);
+    if (memK) be.free(memK.out);
+    done.sort((a, b) => b.norm - a.norm);
+    return done[0]?.ids ?? [];
+  }
 }

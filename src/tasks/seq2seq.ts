@@ -119,12 +119,14 @@ function teacher(vocab: CharVocab, clean: string[]): { inputs: Int32Array; targe
   return { inputs, targets, T };
 }
 
-function correct(model: Seq2Seq, vocab: CharVocab, noisy: string[]): string[] {
+/** Correct texts: greedy decoding (beam = 1) or beam search with `beam` hypotheses. */
+export function correct(model: Seq2Seq, vocab: CharVocab, noisy: string[], beam = 1): string[] {
   const out: string[] = [];
   for (let i = 0; i < noisy.length; i += 64) {
     const chunk = noisy.slice(i, i + 64), pb = padBatch(chunk.map((s) => vocab.encode(s)), 0);
     const { mem, h0 } = model.encode(pb.ids, pb.lens, pb.T, pb.B, false);
-    const ids = model.dec.greedy(pb.B, h0, null, mem, vocab.size, vocab.size, pb.T + 8);
+    const ids = beam <= 1 ? model.dec.greedy(pb.B, h0, null, mem, vocab.size, vocab.size, pb.T + 8)
+      : Array.from({ length: pb.B }, (_, b) => model.dec.beam(beam, h0, null, b, mem, vocab.size, vocab.size, pb.T + 8));
     out.push(...ids.map((s) => vocab.decode(s)));
   }
   return out;
@@ -135,11 +137,11 @@ function noisyTest(test: string[], p: number, alphabet: string[]): string[] {
   return test.map((s, i) => addNoise(s, p, alphabet, new Rng(1000 + i)));
 }
 
-function evaluate(model: Seq2Seq, vocab: CharVocab, clean: string[], noisy: string[]): TaskResult {
-  const hyp = correct(model, vocab, noisy);
+function evaluate(model: Seq2Seq, vocab: CharVocab, clean: string[], noisy: string[], beam = 1): TaskResult {
+  const hyp = correct(model, vocab, noisy, beam);
   return {
     task: 'many-to-many', metric: 'cer_after', value: charErrorRate(clean, hyp), baseline: charErrorRate(clean, noisy),
-    cer_before: charErrorRate(clean, noisy), test_fragments: clean.length,
+    cer_before: charErrorRate(clean, noisy), decoding: beam > 1 ? `beam ${beam}` : 'greedy', test_fragments: clean.length,
     samples: clean.slice(0, 5).map((c, i) => ({ clean: c, noisy: noisy[i], corrected: hyp[i] })),
   };
 }
@@ -188,10 +190,10 @@ export const manyToMany: TaskDef = {
     const { model, vocab } = load(be, o.checkpoint);
     let { test } = splitTrainTest(fragments(loadSentences(o.data).map((s) => s.text)));
     if (o.limit) test = spread(test, o.limit);
-    return evaluate(model, vocab, test, noisyTest(test, NOISE, vocab.chars.slice(1).filter((c) => c !== '\n')));
+    return evaluate(model, vocab, test, noisyTest(test, NOISE, vocab.chars.slice(1).filter((c) => c !== '\n')), o.beam ?? 1);
   },
-  predict(be, checkpoint, inputs) {
+  predict(be, checkpoint, inputs, o = {}) {
     const { model, vocab } = load(be, checkpoint);
-    return correct(model, vocab, inputs.map((s) => Array.from(s).slice(0, 4 * MAX_FRAGMENT).join('')));
+    return correct(model, vocab, inputs.map((s) => Array.from(s).slice(0, 4 * MAX_FRAGMENT).join('')), o.beam ?? 1);
   },
 };

@@ -24,6 +24,8 @@ export interface TaskTrainOptions {
 
 export interface TaskEvalOptions {
   checkpoint: string;
+  /** Beam width for the generating tasks (1 = greedy). */
+  beam?: number;
   data?: string;
   limit?: number;
 }
@@ -45,5 +47,5 @@ export interface TaskDef {
   details: string;
   train(be: Backend, o: TaskTrainOptions): TaskResult;
   evaluate(be: Backend, o: TaskEvalOptions): TaskResult;
-  predict(be: Backend, checkpoint: string, inputs: string[]): string[];
+  predict(be: Backend, checkpoint: string, inputs: string[], o?: { beam?: number }): string[];
 }
