@@ -18,3 +18,14 @@ export { encodeSafetensors, decodeSafetensors, writeFileAtomic } from './io/safe
 export * from './data/index.js';
 export { Rng } from './util/rng.js';
 export { WORKLOADS, benchTrain, benchSample } from './bench/workload.js';
+// task shapes, hashed n-grams and the simple baselines (issue #4)
+export { EmbeddingBag, type BagMode } from './layers/embeddingbag.js';
+export { Conv1d, type Conv1dOptions, type Conv1dPadding } from './layers/conv1d.js';
+export { DotAttention } from './layers/attention.js';
+export { MLP } from './layers/mlp.js';
+export { OneHot } from './layers/onehot.js';
+export { ConvLM, convLMConfig, type ConvLMConfig } from './models/conv.js';
+export { windowLM } from './models/window.js';
+export { fnv1a, wordNgrams, wordNgramIds, textBags, tokenizeWords, collisionStats, type NgramOptions } from './text/ngrams.js';
+export { WordVocab } from './text/wordvocab.js';
+export { TASKS, findTask, type TaskDef, type TaskResult, type TaskTrainOptions } from './tasks/index.js';
