@@ -39,7 +39,7 @@ export function registerTrain(program: Command): void {
     .addOption(new Option('--vocab <kind>', 'bytes (V=256, the enwik8 convention) or chars (code points seen in the data)').choices(['bytes', 'chars']).default('bytes'))
     .addOption(new Option('--cell <cell>', 'recurrent cell').choices(['lstm', 'gru', 'rnn', 'rnn_relu']).default('lstm'))
     .addOption(new Option('--model <kind>', 'rnn (the --cell network), or a baseline: window (fixed-window MLP) or conv (dilated causal convolutions)').choices(['rnn', 'window', 'conv']).default('rnn'))
-    .option('--hidden <n>', 'hidden units per layer', int(1), 512)
+    .option('--hidden <n>', 'hidden units per layer', int(1), 256)
     .option('--layers <n>', 'stacked recurrent layers', int(1), 1)
     .option('--embedding <n>', 'embedding size', int(1), 64)
     .option('--batch <n>', 'sequences per batch', int(1), 32)
