@@ -32,7 +32,7 @@ export function registerTask(program: Command): void {
     .option('--hidden <n>', 'hidden units', int(1))
     .option('--embedding <n>', 'embedding size', int(1))
     .option('--lr <x>', 'Adam learning rate', num((n) => n > 0, 'a positive number'))
-    .option('--model <kind>', 'model variant (many-to-one: rnn | window | conv; one-to-one: sum | mean | sqrt bag)')
+    .option('--model <kind>', 'model variant (many-to-one: rnn | window | conv; one-to-one: mean | sum | sqrt bag of n-grams, or words)')
     .option('--out <file>', 'train: where the model is saved', undefined)
     .option('--checkpoint <file>', 'eval / predict: a model saved by train --out')
     .option('--beam <k>', 'eval / predict of many-to-many: beam search width (1 = greedy)', int(1), 1)
