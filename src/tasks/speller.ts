@@ -8,7 +8,7 @@
 
 import type { Backend, Buf } from '../backend/backend.js';
 import { CharVocab } from '../data/vocab.js';
-import { EmbeddingBag } from '../layers/embeddingbag.js';
+import { EmbeddingBag, type BagMode } from '../layers/embeddingbag.js';
 import { Linear } from '../layers/linear.js';
 import { Param } from '../layers/param.js';
 import { nestedParameters } from '../layers/nested.js';
@@ -23,6 +23,8 @@ import type { TaskDef, TaskResult, TaskTrainOptions } from './task.js';
 
 export interface SpellerConfig {
   ngrams: NgramConfig;
+  /** How the n-gram vectors of a word are combined (default 'sqrt': sum / sqrt(n)). */
+  mode?: BagMode;
   embedding: number;
   decoder: DecoderConfig;
 }
@@ -41,7 +43,7 @@ export class Speller {
 
   constructor(readonly be: Backend, readonly config: SpellerConfig, seed = 1) {
     const rng = new Rng(seed);
-    this.bag = new EmbeddingBag(be, config.ngrams.buckets, config.embedding, 'sqrt', rng);
+    this.bag = new EmbeddingBag(be, config.ngrams.buckets, config.embedding, config.mode ?? 'sqrt', rng);
     for (let i = 0; i < this.bag.weight.size; i++) this.bag.weight.data[i] *= 0.1;
     this.init = new Linear(be, config.embedding, config.decoder.hidden, rng);
     this.dec = new CharDecoder(be, config.decoder, rng);
@@ -131,7 +133,7 @@ export function trainSpeller(be: Backend, o: TaskTrainOptions): TaskResult {
   const vocab = CharVocab.fromText(train.join(' '));
   const H = o.hidden ?? 128;
   const config: SpellerConfig = {
-    ngrams: ngramConfig({ buckets: 1 << 16, word: false, minn: 2, maxn: 4 }), embedding: o.embedding ?? 64,
+    ngrams: ngramConfig({ buckets: 1 << 16, word: false, minn: 2, maxn: 4 }), mode: (o.model ?? 'sqrt') as BagMode, embedding: o.embedding ?? 64,
     decoder: { vocabSize: vocab.size + 1, embedding: 32, hidden: H, attention: false },
   };
   const model = new Speller(be, config, o.seed);
@@ -149,7 +151,7 @@ export function trainSpeller(be: Backend, o: TaskTrainOptions): TaskResult {
   }, (i, loss, sec) => o.log?.(`step ${i}  loss ${loss.toFixed(4)}  ${sec.toFixed(0)} s`));
   const reference = mostFrequentWord(sentences.map((s) => s.text), new Set(train));
   if (o.out) saveTaskModel(o.out, 'one-to-many', config, model.params, { vocab: vocab.toJSON(), reference });
-  return { ...evaluate(model, vocab, test, reference), steps: run.steps, seconds: run.seconds, epochs, train_loss: run.loss, train_words: train.length };
+  return { ...evaluate(model, vocab, test, reference), mode: config.mode, steps: run.steps, seconds: run.seconds, epochs, train_loss: run.loss, train_words: train.length };
 }
 
 function mostFrequentWord(texts: string[], among: Set<string>): string {
@@ -170,7 +172,7 @@ function load(be: Backend, file: string): { model: Speller; vocab: CharVocab; re
 export const oneToMany: TaskDef = {
   name: 'one-to-many',
   summary: 'spell a word from its vector of hashed character n-grams (the vector is the LSTM\'s initial state)',
-  details: 'data: words of the bundled sentences (en, de, ru), held-out words for testing; model: EmbeddingBag(sqrt) -> tanh(Linear) = h0 -> LSTM decoder, greedy; metric: CER (and exact match)',
+  details: 'data: words of the bundled sentences (en, de, ru), held-out words for testing; model: EmbeddingBag(--model sqrt | mean | sum) -> tanh(Linear) = h0 -> LSTM decoder, greedy; metric: CER (and exact match)',
   train: trainSpeller,
   evaluate(be, o) {
     const { model, vocab, reference } = load(be, o.checkpoint);
