@@ -13,7 +13,7 @@
 
 import type { Backend, Buf } from '../backend/backend.js';
 import type { LayerSizes, Workspace } from './workspace.js';
-import type { CellWeights } from './weights.js';
+import { StepMatmul, type CellWeights } from './weights.js';
 
 /**
  * x: [T, B, I] at xOff. States live in slots of ws.h / ws.c (see slots() in workspace.ts): forward, the
@@ -27,12 +27,14 @@ export function lstmForward(be: Backend, w: CellWeights, ws: Workspace, s: Layer
   be.addTo(G, w.bhh.data, 0, ws.bias, 0);
   be.gemm(false, true, T * B, G, I, x, xOff, I, w.wih.data, 0, I, 0, ws.gates, 0, G);
   be.addRowVector(T * B, G, ws.gates, 0, ws.bias, 0, ws.gates, 0);
+  const whh = new StepMatmul(be, true, H, G, w.whh.data, H, T);
   for (let k = 0; k < T; k++) {
     const t = rev ? T - 1 - k : k, prev = (rev ? t + 1 : t) * BH, out = (rev ? t : t + 1) * BH;
     // gates[t] += h_prev W_hh^T      [B, H] x [H, 4H]
-    be.gemm(false, true, B, G, H, ws.h, prev, H, w.whh.data, 0, H, 1, ws.gates, t * B * G, G);
+    whh.run(B, ws.h, prev, H, 1, ws.gates, t * B * G, G);
     be.lstmCellForward(B, H, ws.gates, t * B * G, ws.c, prev, ws.c, out, ws.h, out);
   }
+  whh.free();
 }
 
 /**
@@ -43,6 +45,7 @@ export function lstmForward(be: Backend, w: CellWeights, ws: Workspace, s: Layer
 export function lstmBackward(be: Backend, w: CellWeights, ws: Workspace, s: LayerSizes, x: Buf, xOff: number,
   dy: Buf, dyOff: number, needDx: boolean): void {
   const { T, B, I, H } = s, G = 4 * H, BH = B * H, rev = s.reverse === true;
+  const whh = new StepMatmul(be, false, G, H, w.whh.data, H, T);
   for (let k = T - 1; k >= 0; k--) {
     const t = rev ? T - 1 - k : k, prev = (rev ? t + 1 : t) * BH, out = (rev ? t : t + 1) * BH;
     // dh = dy[t] + dh carried from step t+1
@@ -50,8 +53,9 @@ export function lstmBackward(be: Backend, w: CellWeights, ws: Workspace, s: Laye
     be.addTo(BH, dy, dyOff + t * BH, ws.dh, 0);
     be.lstmCellBackward(B, H, ws.gates, t * B * G, ws.c, prev, ws.c, out, ws.dh, 0, ws.dc, 0, ws.dgates, t * B * G);
     // dh_{t-1} = dgates[t] W_hh      [B, 4H] x [4H, H]
-    be.gemm(false, false, B, H, G, ws.dgates, t * B * G, G, w.whh.data, 0, H, 0, ws.dhc, 0, H);
+    whh.run(B, ws.dgates, t * B * G, G, 0, ws.dhc, 0, H);
   }
+  whh.free();
   // Weight gradients of all steps at once.
   // dW_hh += dgates^T h_prev: the previous states of steps 0..T-1 are slots 0..T-1 (forward) or 1..T (reversed)
   be.gemm(true, false, G, H, T * B, ws.dgates, 0, G, ws.h, rev ? BH : 0, H, 1, w.whh.grad, 0, H);
