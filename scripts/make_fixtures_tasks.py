@@ -2,7 +2,7 @@
 """PyTorch reference fixtures for the task layers: EmbeddingBag, Conv1d (dilated), dot attention.
 
 Run:   /usr/bin/python3 scripts/make_fixtures_tasks.py     (Debian python3-torch 1.13; also run by make_fixtures.py)
-Writes test/fixtures/{embeddingbag,conv1d,attention}.json. Same conventions as make_fixtures.py: float64,
+Writes test/fixtures/{embeddingbag,conv1d,attention,attention_additive}.json. Same conventions as make_fixtures.py: float64,
 fixed seeds, numbers rounded to 12 significant digits, tensors flattened row-major. See test/fixtures/README.md.
 """
 import json
@@ -125,12 +125,39 @@ def attention_fixture(seed=403):
                              "dcontext": flat(tm(dctx)), "dq": flat(tm(q.grad)), "dk": flat(tm(k.grad))})
 
 
+def additive_attention_fixture(seed=404):
+    """Bahdanau additive attention with source lengths (masked), hand-written."""
+    torch.manual_seed(seed)
+    T, S, B, H, A = 3, 4, 2, 5, 6
+    lens = [4, 2]
+    q = torch.randn(B, T, H, requires_grad=True)
+    k = torch.randn(B, S, H, requires_grad=True)
+    wq = nn.Linear(H, A, bias=False)
+    wk = nn.Linear(H, A, bias=False)
+    v = nn.Linear(A, 1, bias=False)
+    feats = torch.tanh(wq(q)[:, :, None, :] + wk(k)[:, None, :, :])  # [B, T, S, A]
+    scores = v(feats).squeeze(-1)  # [B, T, S]
+    mask = torch.arange(S)[None, None, :] >= torch.tensor(lens)[:, None, None]
+    w = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
+    ctx = torch.bmm(w, k)
+    dctx = torch.rand(B, T, H) * 2 - 1
+    (ctx * dctx).sum().backward()
+    tm = lambda t: t.transpose(0, 1)
+    write("attention_additive.json", {
+        "seed": seed, "T": T, "S": S, "B": B, "H": H, "A": A, "srcLen": lens,
+        "params": {"query.weight": flat(wq.weight), "key.weight": flat(wk.weight), "v.weight": flat(v.weight)},
+        "q": flat(tm(q)), "k": flat(tm(k)), "weights": flat(w), "context": flat(tm(ctx)), "dcontext": flat(tm(dctx)),
+        "dq": flat(tm(q.grad)), "dk": flat(tm(k.grad)),
+        "grads": {"query.weight": flat(wq.weight.grad), "key.weight": flat(wk.weight.grad), "v.weight": flat(v.weight.grad)}})
+
+
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     print("torch", torch.__version__, file=sys.stderr)
     embeddingbag_fixture()
     conv1d_fixture()
     attention_fixture()
+    additive_attention_fixture()
 
 
 if __name__ == "__main__":

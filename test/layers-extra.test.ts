@@ -11,7 +11,7 @@ import type { Backend, Buf } from '../src/backend/backend.js';
 import { JsBackend } from '../src/backend/js.js';
 import { EmbeddingBag, type BagMode } from '../src/layers/embeddingbag.js';
 import { Conv1d, type Conv1dPadding } from '../src/layers/conv1d.js';
-import { DotAttention } from '../src/layers/attention.js';
+import { AdditiveAttention, DotAttention } from '../src/layers/attention.js';
 import { MLP } from '../src/layers/mlp.js';
 import { OneHot } from '../src/layers/onehot.js';
 import { wordNgramIds } from '../src/text/ngrams.js';
@@ -119,6 +119,22 @@ describe('gradient checks (float64)', () => {
     gradcheck('k', k, dk, loss, rng, 40);
   });
 
+  test('AdditiveAttention (Bahdanau) with source lengths: inputs and parameters', () => {
+    const rng = new Rng(8), T = 3, S = 4, B = 2, H = 5, A = 3, lens = Int32Array.from([4, 2]);
+    const att = new AdditiveAttention(f64, H, A, rng);
+    for (const p of att.parameters()) p.uniform(rng, -1, 1);
+    const q = randBuf(f64, T * B * H, rng), k = randBuf(f64, S * B * H, rng), dctx = randBuf(f64, T * B * H, rng);
+    const loss = (): number => dotWith(att.forward(q, 0, T, k, 0, S, B, lens), 0, dctx, T * B * H);
+    loss();
+    for (let t = 0; t < T; t++) for (let j = lens[1]; j < S; j++) assert.equal(att.weights[(1 * T + t) * S + j], 0);
+    for (const p of att.parameters()) p.zeroGrad();
+    const g = att.backward(dctx, 0);
+    const dq = Float64Array.from(g.dq.subarray(0, T * B * H)), dk = Float64Array.from(g.dk.subarray(0, S * B * H));
+    for (const [name, p] of att.params) gradcheck(name, p.data, Float64Array.from(p.grad), loss, rng, 12);
+    gradcheck('q', q, dq, loss, rng, 20);
+    gradcheck('k', k, dk, loss, rng, 30);
+  });
+
   test('MLP (relu and tanh) through Linear layers', () => {
     for (const act of ['relu', 'tanh'] as const) {
       const rng = new Rng(4), n = 5;
@@ -197,6 +213,21 @@ for (const nb of backends) {
       const g = att.backward(d, 0);
       close('dq', g.dq.subarray(0, fx.dq.length), fx.dq);
       close('dk', g.dk.subarray(0, fx.dk.length), fx.dk);
+    });
+
+    test('attention_additive.json: masked Bahdanau attention (Linear, tanh, Linear(A, 1)) forward and backward', () => {
+      const fx = load('attention_additive.json');
+      const att = new AdditiveAttention(be, fx.H, fx.A, new Rng(1));
+      for (const [name, p] of att.params) { p.data.set(fx.params[name]); p.zeroGrad(); }
+      const q = be.alloc(fx.q.length), k = be.alloc(fx.k.length), d = be.alloc(fx.dcontext.length);
+      q.set(fx.q); k.set(fx.k); d.set(fx.dcontext);
+      const ctx = att.forward(q, 0, fx.T, k, 0, fx.S, fx.B, Int32Array.from(fx.srcLen));
+      close('context', ctx.subarray(0, fx.context.length), fx.context);
+      close('weights', att.weights.subarray(0, fx.weights.length), fx.weights);
+      const g = att.backward(d, 0);
+      close('dq', g.dq.subarray(0, fx.dq.length), fx.dq);
+      close('dk', g.dk.subarray(0, fx.dk.length), fx.dk);
+      for (const [name, p] of att.params) close(`grad ${name}`, p.grad, fx.grads[name]);
     });
   });
 }

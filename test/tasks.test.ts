@@ -164,6 +164,15 @@ test('sparse row-wise Adam on an n-gram table equals dense Adam + clipping when 
   }
 });
 
+test('many-to-many with additive (Bahdanau) attention learns too', () => {
+  const data = join(dir, 'short2.tsv');
+  writeFileSync(data, loadSentences().map((s) => `${s.lang}\t${s.text.split(' ').slice(0, 2).join(' ')}`).join('\n'));
+  const r = findTask('many-to-many').train(be, { ...quiet, data, steps: 600, limit: 1500, hidden: 32, lr: 0.02, batch: 16, model: 'additive' });
+  assert.equal(r.attention, 'additive');
+  assert.ok(r.value < 0.7, `CER after ${r.value} (before ${r.cer_before})`);
+  assert.throws(() => findTask('many-to-many').train(be, { ...quiet, steps: 1, model: 'cosine' }), /dot or additive/);
+});
+
 test('every parameter of the nested task models is named (PyTorch-style) and trained', async () => {
   const { BagClassifier } = await import('../src/tasks/bagclassifier.js');
   const { Speller } = await import('../src/tasks/speller.js');
@@ -177,6 +186,7 @@ test('every parameter of the nested task models is named (PyTorch-style) and tra
     ['BagClassifier', new BagClassifier(f, { features: 'ngrams', ngrams: ngramConfig({ buckets: 16 }), mode: 'mean', embedding: 3, hidden: 4, classes: 2 }).params, ['embedding.weight', 'mlp.0.weight', 'mlp.0.bias', 'mlp.2.weight', 'mlp.2.bias']],
     ['Speller', new Speller(f, { ngrams: ngramConfig({ buckets: 16 }), embedding: 3, decoder: { ...dec, attention: false } }).params, ['embedding.weight', 'init.weight', 'decoder.embedding.weight', 'decoder.rnn.weight_ih_l0', 'decoder.out.weight', 'decoder.out.bias']],
     ['Seq2Seq', new Seq2Seq(f, { srcVocab: 8, embedding: 3, hidden: 4, decoder: dec }).params, ['encoder_embedding.weight', 'encoder.weight_hh_l0', 'decoder.embedding.weight', 'decoder.attn_combine_context.weight', 'decoder.attn_combine_hidden.weight', 'decoder.out.weight']],
+    ['Seq2Seq additive', new Seq2Seq(f, { srcVocab: 8, embedding: 3, hidden: 4, decoder: { ...dec, score: 'additive' } }).params, ['decoder.attention.query.weight', 'decoder.attention.key.weight', 'decoder.attention.v.weight', 'decoder.out.weight']],
   ];
   for (const [what, params, names] of models) {
     for (const n of names) assert.ok(params.has(n), `${what}: no parameter '${n}' in [${[...params.keys()]}]`);

@@ -1,7 +1,7 @@
 // A character decoder for the generating shapes (one-to-many, many-to-many): an LSTM whose initial state is
 // given (from a vector, or from an encoder), trained with teacher forcing (the true previous character is the
-// input), decoded greedily one step at a time. With attention (Luong et al. 2015, "dot" score) it reads the
-// encoder outputs at every step:
+// input), decoded greedily one step at a time. With attention (Luong et al. 2015: "dot" score, or Bahdanau's
+// additive score) it reads the encoder outputs at every step:
 //   h_t = LSTM(emb(y_{t-1}), h_{t-1});  c_t = attention(h_t, encoder outputs);
 //   o_t = tanh(W_c c_t + W_h h_t + b);  logits_t = W_out o_t + b_out
 // Without attention: logits_t = W_out h_t + b_out.
@@ -9,7 +9,7 @@
 // decoding reuses the same buffers step by step (T = 1).
 
 import type { Backend, Buf } from '../backend/backend.js';
-import { DotAttention } from '../layers/attention.js';
+import { AdditiveAttention, DotAttention } from '../layers/attention.js';
 import { Embedding } from '../layers/embedding.js';
 import { Linear } from '../layers/linear.js';
 import { Param, type HasParams } from '../layers/param.js';
@@ -22,6 +22,8 @@ export interface DecoderConfig {
   embedding: number;
   hidden: number;
   attention: boolean;
+  /** Score of the attention: 'dot' (Luong, default) or 'additive' (Bahdanau, with parameters). */
+  score?: 'dot' | 'additive';
 }
 
 export interface EncoderMemory {
@@ -37,7 +39,7 @@ export class CharDecoder implements HasParams {
   readonly wc: Linear | null = null;
   readonly wh: Linear | null = null;
   readonly proj: Linear;
-  readonly attn: DotAttention | null = null;
+  readonly attn: DotAttention | AdditiveAttention | null = null;
   readonly params: Map<string, Param>;
   private cap = 0;
   private emb!: Buf;
@@ -61,7 +63,11 @@ export class CharDecoder implements HasParams {
     this.rnn = new RecurrentStack(be, 'LSTM', { inputSize: E, hiddenSize: H, seed: rng.nextU32() });
     const children: Record<string, HasParams> = { embedding: this.embed, rnn: this.rnn };
     if (config.attention) {
-      this.attn = new DotAttention(be, H);
+      if (config.score === 'additive') {
+        const add = new AdditiveAttention(be, H, H, rng);
+        this.attn = add;
+        children.attention = add;
+      } else this.attn = new DotAttention(be, H);
       this.wc = new Linear(be, H, H, rng);
       this.wh = new Linear(be, H, H, rng, false);
       children.attn_combine_context = this.wc;

@@ -155,7 +155,8 @@ export function trainSeq2Seq(be: Backend, o: TaskTrainOptions): TaskResult {
   const vocab = CharVocab.fromText(train.join('\n'), { minCount: 2 });
   const alphabet = vocab.chars.slice(1).filter((c) => c !== '\n');
   const H = o.hidden ?? 64;
-  const config: Seq2SeqConfig = { srcVocab: vocab.size, embedding: o.embedding ?? 32, hidden: H, decoder: { vocabSize: vocab.size + 1, embedding: o.embedding ?? 32, hidden: H, attention: true } };
+  const config: Seq2SeqConfig = { srcVocab: vocab.size, embedding: o.embedding ?? 32, hidden: H, decoder: { vocabSize: vocab.size + 1, embedding: o.embedding ?? 32, hidden: H, attention: true, score: o.model === 'additive' ? 'additive' : 'dot' } };
+  if (o.model && o.model !== 'dot' && o.model !== 'additive') throw new Error(`many-to-many: --model must be dot or additive (the attention score), got '${o.model}'`);
   const model = new Seq2Seq(be, config, o.seed);
   const opt = new TaskOptimizer(be, model.parameters(), o.lr ?? 1e-2);
   const rng = new Rng(o.seed), B = Math.min(o.batch ?? 32, train.length);
@@ -171,7 +172,7 @@ export function trainSeq2Seq(be: Backend, o: TaskTrainOptions): TaskResult {
     return loss;
   }, (i, loss, sec) => o.log?.(`step ${i}  loss ${loss.toFixed(4)}  ${sec.toFixed(0)} s`));
   if (o.out) saveTaskModel(o.out, 'many-to-many', config, model.params, { vocab: vocab.toJSON() });
-  return { ...evaluate(model, vocab, test, noisyTest(test, NOISE, alphabet)), noise: NOISE, steps: run.steps, seconds: run.seconds, epochs, train_loss: run.loss, train_fragments: train.length };
+  return { ...evaluate(model, vocab, test, noisyTest(test, NOISE, alphabet)), attention: config.decoder.score, noise: NOISE, steps: run.steps, seconds: run.seconds, epochs, train_loss: run.loss, train_fragments: train.length };
 }
 
 function load(be: Backend, file: string): { model: Seq2Seq; vocab: CharVocab } {
@@ -183,8 +184,8 @@ function load(be: Backend, file: string): { model: Seq2Seq; vocab: CharVocab } {
 
 export const manyToMany: TaskDef = {
   name: 'many-to-many',
-  summary: 'correct noised Wikipedia sentence fragments: LSTM encoder-decoder with dot attention, teacher forcing, greedy decoding',
-  details: `data: bundled sentences cut into fragments of <= ${MAX_FRAGMENT} chars, noised (p=${NOISE}: delete/substitute/insert/swap); metric: CER after correction vs before`,
+  summary: 'correct noised Wikipedia sentence fragments: LSTM encoder-decoder with attention, teacher forcing, greedy or beam decoding',
+  details: `data: bundled sentences cut into fragments of <= ${MAX_FRAGMENT} chars, noised (p=${NOISE}: delete/substitute/insert/swap); --model dot | additive attention; --beam K; metric: CER after correction vs before`,
   train: trainSeq2Seq,
   evaluate(be, o) {
     const { model, vocab } = load(be, o.checkpoint);
