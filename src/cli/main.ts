@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// rnnkit command line: train, sample, eval, bench.
+// rnnkit command line: train, sample, eval, bench, export, task, ngrams.
 
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { registerBench } from './bench.js';
 import { registerEval } from './eval.js';
 import { registerExport } from './export.js';
@@ -36,4 +36,3 @@ try {
   process.exit(1);
 }
 
-export { InvalidArgumentError, Option };
