@@ -5,31 +5,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { JsBackend } from '../src/backend/js.js';
 import { CharLM, type CellKind } from '../src/models/charlm.js';
-import { RecurrentStack, type RnnMode } from '../src/layers/recurrent.js';
+import { RecurrentStack, type RecurrentOptions, type RnnMode } from '../src/layers/recurrent.js';
 import { Rng } from '../src/util/rng.js';
-import type { Buf } from '../src/backend/backend.js';
+import { checkGradient, checkStackGradients } from './helpers.js';
 
 const be = new JsBackend('float64');
-
-/** Max relative error |a-n| / max(|a|+|n|, floor) over a sample of coordinates of one buffer. */
-function checkBuffer(name: string, buf: Buf, analytic: ArrayLike<number>, f: () => number, rng: Rng, samples = 12): number {
-  let worst = 0;
-  const eps = 1e-5;
-  const idx = new Set<number>();
-  while (idx.size < Math.min(samples, buf.length)) idx.add(rng.int(buf.length));
-  for (const i of idx) {
-    const old = buf[i];
-    buf[i] = old + eps; const lp = f();
-    buf[i] = old - eps; const lm = f();
-    buf[i] = old;
-    const num = (lp - lm) / (2 * eps);
-    const a = analytic[i];
-    const rel = Math.abs(a - num) / Math.max(Math.abs(a) + Math.abs(num), 1e-5);
-    if (rel > worst) worst = rel;
-    assert.ok(rel <= 1e-6, `${name}[${i}]: analytic ${a} vs numeric ${num} (rel ${rel.toExponential(2)})`);
-  }
-  return worst;
-}
 
 for (const mode of ['LSTM', 'GRU', 'RNN_TANH', 'RNN_RELU'] as RnnMode[]) {
   for (const L of [1, 2]) {
@@ -56,10 +36,10 @@ for (const mode of ['LSTM', 'GRU', 'RNN_TANH', 'RNN_RELU'] as RnnMode[]) {
       const g = rnn.backward(dy, 0, dhN, lstm ? dcN : null, true);
       const dx = Float64Array.from(g.dx!), dh0 = Float64Array.from(g.dh0), dc0 = g.dc0 ? Float64Array.from(g.dc0) : null;
       const grads = rnn.parameters().map((p) => Float64Array.from(p.grad));
-      rnn.parameters().forEach((p, k) => checkBuffer(p.name, p.data, grads[k], loss, rng));
-      checkBuffer('x', x, dx, loss, rng);
-      checkBuffer('h0', h0, dh0, loss, rng);
-      if (dc0) checkBuffer('c0', c0, dc0, loss, rng);
+      rnn.parameters().forEach((p, k) => checkGradient(p.name, p.data, grads[k], loss, rng, 12));
+      checkGradient('x', x, dx, loss, rng, 12);
+      checkGradient('h0', h0, dh0, loss, rng, 12);
+      if (dc0) checkGradient('c0', c0, dc0, loss, rng, 12);
     });
   }
 }
@@ -90,13 +70,13 @@ for (const cell of ['lstm', 'gru', 'rnn', 'rnn_relu'] as CellKind[]) {
       for (const p of model.parameters()) be.scale(p.size, T * B, p.grad, 0);
       assert.ok(Math.abs(l - loss()) < 1e-12, 'backward returns the forward loss');
       const grads = [...model.params].map(([, p]) => Float64Array.from(p.grad));
-      [...model.params].forEach(([name, p], k) => checkBuffer(name, p.data, grads[k], loss, rng));
+      [...model.params].forEach(([name, p], k) => checkGradient(name, p.data, grads[k], loss, rng, 12));
     });
   }
 }
 
 // Bidirectional, dilated, strided layers and dropout between layers (masks replayed from a saved RNG state).
-const variants: { name: string; opts: Record<string, unknown>; T: number }[] = [
+const variants: { name: string; opts: Partial<RecurrentOptions>; T: number }[] = [
   { name: 'bidirectional, 2 layers', opts: { numLayers: 2, bidirectional: true }, T: 4 },
   { name: 'dilation [1, 2]', opts: { numLayers: 2, dilation: [1, 2] }, T: 6 },
   { name: 'stride [2, 1], dilation [1, 3]', opts: { numLayers: 2, stride: [2, 1], dilation: [1, 3] }, T: 11 },
@@ -106,34 +86,8 @@ const variants: { name: string; opts: Record<string, unknown>; T: number }[] = [
 ];
 for (const mode of ['LSTM', 'GRU', 'RNN_TANH'] as RnnMode[]) {
   for (const v of variants) {
-    test(`gradcheck ${mode} ${v.name}`, () => {
-      const B = 2, I = 3, H = 4, T = v.T;
-      const rng = new Rng(9);
-      const rnn = new RecurrentStack(be, mode, { inputSize: I, hiddenSize: H, seed: 4, ...v.opts });
-      const S = rnn.stateLength(B), outT = rnn.outputSteps(T), O = rnn.outputSize;
-      const rand = (n: number, a: number): Float64Array => be.alloc(n).map(() => rng.uniform(-a, a)) as Float64Array;
-      const x = rand(T * B * I, 1.5), h0 = rand(S, 0.8), c0 = rand(S, 0.8);
-      const dy = rand(outT * B * O, 1), dhN = rand(S, 1), dcN = rand(S, 1);
-      const lstm = mode === 'LSTM';
-      const rngState = rnn.rngState;
-      const loss = (): number => {
-        rnn.rngState = rngState; // the same dropout masks every time
-        const r = rnn.forward(x, 0, T, B, h0, lstm ? c0 : null, true);
-        assert.equal(r.outT, outT);
-        let s = 0;
-        for (let i = 0; i < outT * B * O; i++) s += r.out[r.outOff + i] * dy[i];
-        for (let i = 0; i < S; i++) s += r.hN[i] * dhN[i] + (r.cN ? r.cN[i] * dcN[i] : 0);
-        return s;
-      };
-      loss();
-      for (const p of rnn.parameters()) p.zeroGrad();
-      const g = rnn.backward(dy, 0, dhN, lstm ? dcN : null, true);
-      const dx = Float64Array.from(g.dx!.subarray(0, T * B * I)), dh0 = Float64Array.from(g.dh0), dc0 = g.dc0 ? Float64Array.from(g.dc0) : null;
-      const grads = rnn.parameters().map((p) => Float64Array.from(p.grad));
-      rnn.parameters().forEach((p, k) => checkBuffer(p.name, p.data, grads[k], loss, rng, 8));
-      checkBuffer('x', x, dx, loss, rng, 16);
-      checkBuffer('h0', h0, dh0, loss, rng);
-      if (dc0) checkBuffer('c0', c0, dc0, loss, rng);
-    });
+    test(`gradcheck ${mode} ${v.name}`, () => checkStackGradients(be, mode, v.opts, {
+      T: v.T, B: 2, I: 3, H: 4, rngSeed: 9, stackSeed: 4, samples: { params: 8, x: 16, state: 12 },
+    }));
   }
 }

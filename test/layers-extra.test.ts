@@ -3,10 +3,7 @@
 // embeddingbag.json, conv1d.json, attention.json, from scripts/make_fixtures_tasks.py) on every backend.
 
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { Backend, Buf } from '../src/backend/backend.js';
 import { JsBackend } from '../src/backend/js.js';
 import { EmbeddingBag, type BagMode } from '../src/layers/embeddingbag.js';
@@ -17,12 +14,7 @@ import { OneHot } from '../src/layers/onehot.js';
 import { wordNgramIds } from '../src/text/ngrams.js';
 import { Rng } from '../src/util/rng.js';
 import { testBackends } from './backends.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const fixtureDir = [join(here, 'fixtures'), join(here, '..', '..', 'test', 'fixtures')].find((d) => {
-  try { return readdirSync(d).length > 0; } catch { return false; }
-})!;
-const load = (f: string): any => JSON.parse(readFileSync(join(fixtureDir, f), 'utf8'));
+import { checkGradient, loadFixture as load } from './helpers.js';
 
 /** |got - want| <= tol * max(1, |want|) everywhere (the fixtures README's comparison). */
 function close(what: string, got: ArrayLike<number>, want: number[], tol = 1e-5): void {
@@ -35,20 +27,9 @@ function close(what: string, got: ArrayLike<number>, want: number[], tol = 1e-5)
 
 const f64 = new JsBackend('float64');
 
-/** Central differences on sampled coordinates of buf against the analytic gradient. */
-function gradcheck(name: string, buf: Buf, analytic: ArrayLike<number>, f: () => number, rng: Rng, samples = 16): void {
-  const eps = 1e-5, idx = new Set<number>();
-  while (idx.size < Math.min(samples, buf.length)) idx.add(rng.int(buf.length));
-  for (const i of idx) {
-    const old = buf[i];
-    buf[i] = old + eps; const lp = f();
-    buf[i] = old - eps; const lm = f();
-    buf[i] = old;
-    const numeric = (lp - lm) / (2 * eps), a = analytic[i];
-    const rel = Math.abs(a - numeric) / Math.max(Math.abs(a) + Math.abs(numeric), 1e-6);
-    assert.ok(rel <= 1e-6, `${name}[${i}]: analytic ${a} vs numeric ${numeric} (rel ${rel.toExponential(2)})`);
-  }
-}
+/** Central differences on sampled coordinates of buf (16 by default) against the analytic gradient. */
+const gradcheck = (name: string, buf: Buf, analytic: ArrayLike<number>, f: () => number, rng: Rng, samples = 16): void =>
+  checkGradient(name, buf, analytic, f, rng, samples, 1e-6);
 
 const randBuf = (be: Backend, n: number, rng: Rng, lo = -1, hi = 1): Buf => { const b = be.alloc(n); for (let i = 0; i < n; i++) b[i] = rng.uniform(lo, hi); return b; };
 const dotWith = (a: ArrayLike<number>, aOff: number, b: ArrayLike<number>, n: number): number => { let s = 0; for (let i = 0; i < n; i++) s += a[aOff + i] * b[i]; return s; };

@@ -5,56 +5,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { JsBackend } from '../src/backend/js.js';
-import type { Buf } from '../src/backend/backend.js';
 import { RecurrentStack, type RecurrentOptions, type RnnMode } from '../src/layers/recurrent.js';
 import { Rng } from '../src/util/rng.js';
+import { checkStackGradients } from './helpers.js';
 
 const be = new JsBackend('float64');
 
-function checkBuffer(name: string, buf: Buf, analytic: ArrayLike<number>, f: () => number, rng: Rng, samples = 8): void {
-  const eps = 1e-5;
-  const idx = new Set<number>();
-  while (idx.size < Math.min(samples, buf.length)) idx.add(rng.int(buf.length));
-  for (const i of idx) {
-    const old = buf[i];
-    buf[i] = old + eps; const lp = f();
-    buf[i] = old - eps; const lm = f();
-    buf[i] = old;
-    const num = (lp - lm) / (2 * eps), a = analytic[i];
-    const rel = Math.abs(a - num) / Math.max(Math.abs(a) + Math.abs(num), 1e-5);
-    assert.ok(rel <= 1e-6, `${name}[${i}]: analytic ${a} vs numeric ${num} (rel ${rel.toExponential(2)})`);
-  }
-}
-
 function gradcheck(mode: RnnMode, opts: Partial<RecurrentOptions>, T: number, lengths: number[] | null): void {
-  const B = lengths?.length ?? 3, I = 3, H = 4;
-  const rng = new Rng(21);
-  const rnn = new RecurrentStack(be, mode, { inputSize: I, hiddenSize: H, seed: 8, ...opts });
-  // move γ/β and g away from their initial values so that every term of the backward matters
-  for (const p of rnn.parameters()) if (/^norm_|_g$/.test(p.name)) for (let i = 0; i < p.size; i++) p.data[i] += rng.uniform(-0.3, 0.3);
-  const S = rnn.stateLength(B), outT = rnn.outputSteps(T), O = rnn.outputSize;
-  const rand = (n: number, a: number): Float64Array => be.alloc(n).map(() => rng.uniform(-a, a)) as Float64Array;
-  const x = rand(T * B * I, 1.5), h0 = rand(S, 0.8), c0 = rand(S, 0.8);
-  const dy = rand(outT * B * O, 1), dhN = rand(S, 1), dcN = rand(S, 1);
-  const lens = lengths ? Int32Array.from(lengths) : null;
-  const lstm = mode === 'LSTM';
-  const loss = (): number => {
-    const r = rnn.forward(x, 0, T, B, h0, lstm ? c0 : null, true, lens);
-    let s = 0;
-    for (let i = 0; i < outT * B * O; i++) s += r.out[r.outOff + i] * dy[i];
-    for (let i = 0; i < S; i++) s += r.hN[i] * dhN[i] + (r.cN ? r.cN[i] * dcN[i] : 0);
-    return s;
-  };
-  loss();
-  for (const p of rnn.parameters()) p.zeroGrad();
-  const g = rnn.backward(dy, 0, dhN, lstm ? dcN : null, true);
-  const dx = Float64Array.from(g.dx!.subarray(0, T * B * I)), dh0 = Float64Array.from(g.dh0), dc0 = g.dc0 ? Float64Array.from(g.dc0) : null;
-  const params = rnn.parameters();
-  const grads = params.map((p) => Float64Array.from(p.grad));
-  params.forEach((p, k) => checkBuffer(p.name, p.data, grads[k], loss, rng));
-  checkBuffer('x', x, dx, loss, rng, 12);
-  checkBuffer('h0', h0, dh0, loss, rng);
-  if (dc0) checkBuffer('c0', c0, dc0, loss, rng);
+  checkStackGradients(be, mode, opts, {
+    T, B: lengths?.length ?? 3, I: 3, H: 4, rngSeed: 21, stackSeed: 8, lengths, perturbNorm: true,
+    samples: { params: 8, x: 12, state: 8 },
+  });
 }
 
 const combos: { name: string; opts: Partial<RecurrentOptions>; T: number; lengths: number[] | null }[] = [

@@ -2,24 +2,17 @@
 // scripts/make_fixtures.py (PyTorch 1.13, float64), to <= 1e-5 absolute in float32, on every backend.
 
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { Backend, Buf } from '../src/backend/backend.js';
 import { RecurrentStack, type RnnMode } from '../src/layers/recurrent.js';
 import { CharLM, type CellKind } from '../src/models/charlm.js';
 import { Adam, SGD, clipGradNorm } from '../src/optim/optim.js';
 import { Param } from '../src/layers/param.js';
 import { testBackends } from './backends.js';
+import { fixtureDir, loadFixture as load } from './helpers.js';
 import { JsBackend } from '../src/backend/js.js';
 
-// Fixtures live in the source tree; compiled tests run from dist/test.
-const here = dirname(fileURLToPath(import.meta.url));
-const fixtureDir = [join(here, 'fixtures'), join(here, '..', '..', 'test', 'fixtures')].find((d) => {
-  try { return readdirSync(d).length > 0; } catch { return false; }
-})!;
-const load = (f: string): any => JSON.parse(readFileSync(join(fixtureDir, f), 'utf8'));
 const TOL = 1e-5;
 
 /**
