@@ -359,15 +359,22 @@ async function diagnoseNode(source: string): Promise<string> {
 export async function runSmokeShader(device: GPUDevice, n = 1000): Promise<{ n: number; maxError: number; ms: number }> {
   const t0 = performance.now();
   const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = i * 0.5 - 7;
+  for (let i = 0; i < n; i++) x[i] = (i % 4096) * 0.5 - 7;
   const bytes = n * 4;
+  // Workgroups of 64 over a 2-D grid (a dimension holds at most maxComputeWorkgroupsPerDimension, 65535).
+  const groups = Math.ceil(n / 64);
+  const gx = Math.min(groups, device.limits.maxComputeWorkgroupsPerDimension);
+  const gy = Math.ceil(groups / gx);
+  device.pushErrorScope('validation');
+  device.pushErrorScope('out-of-memory');
   const module = device.createShaderModule({
     code: /* wgsl */ `
       @group(0) @binding(0) var<storage, read> x: array<f32>;
       @group(0) @binding(1) var<storage, read_write> y: array<f32>;
       @compute @workgroup_size(64)
-      fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-        if (id.x < arrayLength(&x)) { y[id.x] = 2.0 * x[id.x]; }
+      fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) ng: vec3<u32>) {
+        let i = id.x + id.y * ng.x * 64u;
+        if (i < arrayLength(&x)) { y[i] = 2.0 * x[i]; }
       }`,
   });
   const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
@@ -387,10 +394,12 @@ export async function runSmokeShader(device: GPUDevice, n = 1000): Promise<{ n: 
     const pass = enc.beginComputePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bind);
-    pass.dispatchWorkgroups(Math.ceil(n / 64));
+    pass.dispatchWorkgroups(gx, gy);
     pass.end();
     enc.copyBufferToBuffer(yb, 0, rb, 0, bytes);
     device.queue.submit([enc.finish()]);
+    const errors = [await device.popErrorScope(), await device.popErrorScope()].filter((e) => e);
+    if (errors.length) throw new Error(`smoke shader: ${errors.map((e) => e!.message).join('; ')}`);
     await rb.mapAsync(GPUMapMode.READ);
     const y = new Float32Array(rb.getMappedRange().slice(0));
     rb.unmap();
