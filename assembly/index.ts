@@ -1127,3 +1127,143 @@ export function batchNormBackward(rows: i32, n: i32, dY: usize, xhat: usize, rst
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Batch-1 inference (sampling one token at a time): each layer step is one pass over its weights,
+// packed once per plan so that the pass reads one sequential stream. Hidden units go in quads
+// (Hp = H rounded up to 4): for quad q the packed layer holds that quad's gate groups, each the 4
+// rows (gate G of units 4q..4q+3) over the columns of x (Ip, absent for the table layer) then of h
+// (Hp), stored [K/4][4 rows][4 columns]. A thread that owns a range of quads computes all the gates
+// of its units and finishes their cell without waiting for the others. Padding rows, columns and
+// biases are zero, so padding units stay exactly 0.
+//   LSTM: groups i, f, g, o over [x; h]     GRU: r, z over [x; h], n_x over x, n_h over h
+//   RNN:  one group over [x; h]             decoder: groups of 4 rows over h
+// ---------------------------------------------------------------------------------------------
+
+/** Gate groups per quad, and how many of them cover [x; h] (the rest: GRU's n_x (x), n_h (h)). */
+// @ts-ignore: decorator
+@inline function s1Groups(kind: i32): i32 { return kind == 0 ? 4 : kind == 1 ? 4 : 1; }
+
+/** Bytes of one quad of a packed layer (kind 0 LSTM, 1 GRU, 2/3 RNN tanh/relu; Ip, Hp multiples of 4). */
+export function step1QuadBytes(kind: i32, Ip: i32, Hp: i32): i32 {
+  if (kind == 1) return 3 * (Ip + Hp) * 16;
+  return s1Groups(kind) * (Ip + Hp) * 16;
+}
+
+/** Pack rows row0.. (valid of them, the rest zero) of W [*, ld], columns [0, K) padded to Kp, as [Kp/4][4][4]. */
+function s1PackSeg(dst: usize, W: usize, ld: i32, row0: i32, valid: i32, K: i32, Kp: i32): usize {
+  for (let k = 0; k < Kp; k += 4) {
+    for (let r = 0; r < 4; r++) {
+      if (r < valid && k + 4 <= K) {
+        v128.store(dst, v128.load(at(W, (row0 + r) * ld + k)));
+      } else {
+        for (let c = 0; c < 4; c++) {
+          store<f32>(dst + (<usize>c << 2), r < valid && k + c < K ? load<f32>(at(W, (row0 + r) * ld + k + c)) : 0);
+        }
+      }
+      dst += 16;
+    }
+  }
+  return dst;
+}
+
+/**
+ * Pack quads q0..q1 of a layer: W_ih [G*H, I] (I = 0: no x part) and W_hh [G*H, H] (PyTorch layouts) into
+ * dst (the whole packed layer, step1QuadBytes per quad).
+ */
+export function step1Pack(kind: i32, H: i32, I: i32, wih: usize, whh: usize, dst: usize, q0: i32, q1: i32): void {
+  const Ip = (I + 3) & ~3, Hp = (H + 3) & ~3;
+  const qb = <usize>step1QuadBytes(kind, Ip, Hp);
+  for (let q = q0; q < q1; q++) {
+    let d = dst + <usize>q * qb;
+    const u = q * 4, valid = min(4, H - u);
+    const full = kind == 1 ? 2 : s1Groups(kind);
+    for (let g = 0; g < full; g++) {
+      if (Ip) d = s1PackSeg(d, wih, I, g * H + u, valid, I, Ip);
+      d = s1PackSeg(d, whh, H, g * H + u, valid, H, Hp);
+    }
+    if (kind == 1) {
+      if (Ip) d = s1PackSeg(d, wih, I, 2 * H + u, valid, I, Ip);
+      d = s1PackSeg(d, whh, H, 2 * H + u, valid, H, Hp);
+    }
+  }
+}
+
+/** Pack rows of a decoder W [V, H] for groups g0..g1 of 4 rows (columns padded to Hp). */
+export function step1PackRows(V: i32, H: i32, W: usize, dst: usize, g0: i32, g1: i32): void {
+  const Hp = (H + 3) & ~3;
+  for (let g = g0; g < g1; g++) s1PackSeg(dst + <usize>g * (<usize>Hp << 4), W, H, g * 4, min(4, V - g * 4), H, Hp);
+}
+
+/** The 4 dot products of a packed group with [x (nx floats); h (nh floats)], nx and nh multiples of 4. */
+// @ts-ignore: decorator
+@inline function s1Dot(p: usize, x: usize, nx: i32, h: usize, nh: i32): v128 {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let seg = 0; seg < 2; seg++) {
+    let v = seg == 0 ? x : h;
+    const e = v + (<usize>(seg == 0 ? nx : nh) << 2);
+    for (; v + 32 <= e; v += 32) {
+      let a = v128.load(v);
+      s0 = fma(a, v128.load(p), s0); s1 = fma(a, v128.load(p, 16), s1);
+      s2 = fma(a, v128.load(p, 32), s2); s3 = fma(a, v128.load(p, 48), s3);
+      a = v128.load(v, 16);
+      s0 = fma(a, v128.load(p, 64), s0); s1 = fma(a, v128.load(p, 80), s1);
+      s2 = fma(a, v128.load(p, 96), s2); s3 = fma(a, v128.load(p, 112), s3);
+      p += 128;
+    }
+    if (v < e) {
+      const a = v128.load(v);
+      s0 = fma(a, v128.load(p), s0); s1 = fma(a, v128.load(p, 16), s1);
+      s2 = fma(a, v128.load(p, 32), s2); s3 = fma(a, v128.load(p, 48), s3);
+      p += 64;
+    }
+  }
+  // row r's sum: (lane0 + lane2) + (lane1 + lane3), as gemmSmall adds them
+  const u0 = f32x4.add(v128.shuffle<f32>(s0, s1, 0, 4, 1, 5), v128.shuffle<f32>(s0, s1, 2, 6, 3, 7));
+  const u1 = f32x4.add(v128.shuffle<f32>(s2, s3, 0, 4, 1, 5), v128.shuffle<f32>(s2, s3, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(u0, u1, 0, 1, 4, 5), v128.shuffle<f32>(u0, u1, 2, 3, 6, 7));
+}
+
+/**
+ * One batch-1 step of quads q0..q1 of a packed layer. x [Ip] (ignored when Ip = 0), hPrev/cPrev [Hp] ->
+ * hOut/cOut [Hp]. xb [G*Hp]: what is added to the x side before the nonlinearity (the biases, or the
+ * table row of the token for layer 0); bhn [Hp]: GRU's b_hn (inside r * (W_hn h + b_hn)).
+ */
+export function step1Layer(kind: i32, Ip: i32, Hp: i32, Wp: usize, x: usize, hPrev: usize, cPrev: usize,
+  hOut: usize, cOut: usize, xb: usize, bhn: usize, q0: i32, q1: i32): void {
+  const gb = <usize>(Ip + Hp) << 4, Hb = <usize>Hp << 2;
+  const qb = <usize>step1QuadBytes(kind, Ip, Hp);
+  for (let q = q0; q < q1; q++) {
+    const p = Wp + <usize>q * qb, o = <usize>q << 4;
+    if (kind == 0) {
+      const ig = vsigmoid(f32x4.add(s1Dot(p, x, Ip, hPrev, Hp), v128.load(xb + o)));
+      const fg = vsigmoid(f32x4.add(s1Dot(p + gb, x, Ip, hPrev, Hp), v128.load(xb + Hb + o)));
+      const gg = vtanh(f32x4.add(s1Dot(p + 2 * gb, x, Ip, hPrev, Hp), v128.load(xb + 2 * Hb + o)));
+      const og = vsigmoid(f32x4.add(s1Dot(p + 3 * gb, x, Ip, hPrev, Hp), v128.load(xb + 3 * Hb + o)));
+      const cv = f32x4.add(f32x4.mul(fg, v128.load(cPrev + o)), f32x4.mul(ig, gg));
+      v128.store(cOut + o, cv);
+      v128.store(hOut + o, f32x4.mul(og, vtanh(cv)));
+    } else if (kind == 1) {
+      const r = vsigmoid(f32x4.add(s1Dot(p, x, Ip, hPrev, Hp), v128.load(xb + o)));
+      const z = vsigmoid(f32x4.add(s1Dot(p + gb, x, Ip, hPrev, Hp), v128.load(xb + Hb + o)));
+      const pn = p + 2 * gb;
+      let nx = v128.load(xb + 2 * Hb + o);
+      if (Ip) nx = f32x4.add(s1Dot(pn, x, Ip, hPrev, 0), nx);
+      const nh = f32x4.add(s1Dot(pn + (<usize>Ip << 4), x, 0, hPrev, Hp), v128.load(bhn + o));
+      const n = vtanh(f32x4.add(nx, f32x4.mul(r, nh)));
+      v128.store(hOut + o, f32x4.add(f32x4.mul(f32x4.sub(f32x4.splat(1), z), n), f32x4.mul(z, v128.load(hPrev + o))));
+    } else {
+      const a = f32x4.add(s1Dot(p, x, Ip, hPrev, Hp), v128.load(xb + o));
+      v128.store(hOut + o, kind == 2 ? vtanh(a) : relu4(a, f32x4.splat(0)));
+    }
+  }
+}
+
+/** out[4g..4g+4) = W rows · h + bias for the groups g0..g1 of a packed decoder (Hp columns). */
+export function step1Rows(Hp: i32, Wp: usize, h: usize, bias: usize, out: usize, g0: i32, g1: i32): void {
+  const gb = <usize>Hp << 4;
+  for (let g = g0; g < g1; g++) {
+    const o = <usize>g << 4;
+    v128.store(out + o, f32x4.add(s1Dot(Wp + <usize>g * gb, h, 0, h, Hp), v128.load(bias + o)));
+  }
+}

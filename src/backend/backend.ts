@@ -22,6 +22,34 @@ export interface PackedB {
   readonly N: number;
 }
 
+/** The cell of a batch-1 inference plan (Backend.step1Create). */
+export type Step1Cell = 'lstm' | 'gru' | 'rnn_tanh' | 'rnn_relu';
+
+/**
+ * A character LM for batch-1 inference (sampling one token at a time): an embedding, a plain stack of
+ * unidirectional recurrent layers (no normalization, dilation or stride) and a linear decoder, all in
+ * PyTorch's layouts. G = 4 (LSTM), 3 (GRU) or 1 (RNN) gates.
+ */
+export interface Step1Spec {
+  cell: Step1Cell;
+  /** Vocabulary (rows of the embedding and of the decoder), embedding width, hidden units. */
+  V: number;
+  E: number;
+  H: number;
+  /** encoder.weight [V, E]. */
+  embedding: Buf;
+  /** Per layer: weight_ih [G*H, I] (I = E for layer 0, else H), weight_hh [G*H, H], bias_ih and bias_hh [G*H]. */
+  layers: { wih: Buf; whh: Buf; bih: Buf; bhh: Buf }[];
+  /** decoder.weight [V, H] and decoder.bias [V] (or null). */
+  decoder: Buf;
+  decoderBias: Buf | null;
+}
+
+/** A backend's compiled Step1Spec: its weights (a snapshot), its state and its logits. Opaque. */
+export interface Step1Plan {
+  readonly spec: Step1Spec;
+}
+
 export interface Backend {
   readonly name: string;
   readonly dtype: DType;
@@ -127,6 +155,30 @@ export interface Backend {
   copy(n: number, x: Buf, xOff: number, y: Buf, yOff: number): void;
   /** Y[r*ldy + j] = X[r*ldx + j] for r < rows, j < n (strided copy: concatenation, gathers). */
   copy2d?(rows: number, n: number, X: Buf, xOff: number, ldx: number, Y: Buf, yOff: number, ldy: number): void;
+
+  // ---- batch-1 inference (optional, all or none): one token at a time through a Step1Spec ----
+
+  /**
+   * Compile a Step1Spec into a plan: its own copy of the weights (as step1Load) and a zero state. Layer 0's
+   * input projection becomes a table T0 [V, G*H] = embedding · W_ih0^T + b_ih0 + b_hh0 (GRU: the n part gets
+   * b_in0 only, b_hn0 stays inside r * (W_hn h + b_hn)), so a step looks up a row instead of multiplying.
+   */
+  step1Create?(spec: Step1Spec): Step1Plan;
+  /** Take a new snapshot of the spec's weights (after they changed: later writes do not reach the plan). */
+  step1Load?(plan: Step1Plan): void;
+  /**
+   * One step for token `id` (0 <= id < V): every layer's cell from the plan's state (updated), then the
+   * decoder. Returns the logits [V] at offset 0 of a buffer owned by the plan, valid until the next call.
+   * Equals CharLM.forward(id, T=1, B=1) to float32 rounding.
+   */
+  step1Run?(plan: Step1Plan, id: number): Buf;
+  /**
+   * The plan's state as [L, H] (h, and c for LSTM): written into h/c (out = true) or read from them
+   * (out = false; null = zero).
+   */
+  step1State?(plan: Step1Plan, h: Buf | null, c: Buf | null, out: boolean): void;
+  /** Release a plan. */
+  step1Free?(plan: Step1Plan): void;
 
   /**
    * One Adam step (PyTorch semantics, bias-corrected, L2 weight decay added to the gradient):

@@ -1,9 +1,37 @@
 // The TypeScript reference backend: the specification every faster backend must match.
 // Works in float32 (the default) or float64 (for finite-difference gradient checks).
 
-import type { Activation, Backend, Buf, DType } from './backend.js';
+import type { Activation, Backend, Buf, DType, Step1Plan, Step1Spec } from './backend.js';
+import { checkStep1Spec } from './step1.js';
 
 const sigmoid = (x: number): number => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
+
+/** The reference backend's batch-1 inference plan: copies of the weights, T0, the state (two sets, ping-pong). */
+interface JsStep1Plan extends Step1Plan {
+  owner: JsBackend;
+  live: boolean;
+  G: number;
+  L: number;
+  /** T0 [V, G*H] = embedding · W_ih0^T + b_ih0 + b_hh0 (GRU's n part: + b_in0 only). */
+  table: Buf;
+  /** Per layer (index 0 unused: the table replaces it): W_ih [G*H, H]. */
+  wih: Buf[];
+  whh: Buf[];
+  /** Per layer: the biases added on the x side, b_ih + b_hh (GRU's n part: b_in). [G*H] */
+  bx: Buf[];
+  /** GRU: b_hn per layer [H]. */
+  bhn: Buf[];
+  dec: Buf;
+  decBias: Buf | null;
+  /** h[s] and c[s] [L, H] for s = 0, 1: state `cur` is the current one. */
+  h: Buf[];
+  c: Buf[];
+  cur: number;
+  /** Scratch: x-side and h-side pre-activations [G*H]. */
+  px: Buf;
+  ph: Buf;
+  logits: Buf;
+}
 
 // Block sizes of the reference multiply: small enough that a K-panel of B stays in L1/L2.
 const KB = 128;
@@ -346,5 +374,112 @@ export class JsBackend implements Backend {
       if (mom && momentum > 0) { mom[i] = momentum * mom[i] + d; d = mom[i]; }
       p[i] -= lr * d;
     }
+  }
+
+  // ---- batch-1 inference (the specification of Backend.step1*) ----
+
+  step1Create(spec: Step1Spec): Step1Plan {
+    const { G, L } = checkStep1Spec(spec);
+    const { V, H } = spec, GH = G * H;
+    const a = (n: number) => this.alloc(n);
+    const plan: JsStep1Plan = {
+      spec, owner: this, live: true, G, L, table: a(V * GH), wih: [], whh: [], bx: [], bhn: [],
+      dec: a(V * H), decBias: spec.decoderBias ? a(V) : null, h: [a(L * H), a(L * H)], c: [a(L * H), a(L * H)],
+      cur: 0, px: a(GH), ph: a(GH), logits: a(V),
+    };
+    for (let k = 0; k < L; k++) {
+      plan.wih.push(a(k === 0 ? 0 : GH * H)); plan.whh.push(a(GH * H)); plan.bx.push(a(GH));
+      plan.bhn.push(a(spec.cell === 'gru' ? H : 0));
+    }
+    this.step1Load(plan);
+    return plan;
+  }
+
+  private step1Plan(p: Step1Plan): JsStep1Plan {
+    const plan = p as JsStep1Plan;
+    if (plan.owner !== this || !plan.live) throw new TypeError('rnnkit: step1: not a live plan of this backend');
+    return plan;
+  }
+
+  step1Load(p: Step1Plan): void {
+    const plan = this.step1Plan(p), { spec, G, L } = plan, { V, E, H } = spec, GH = G * H, gru = spec.cell === 'gru';
+    checkStep1Spec(spec);
+    for (let k = 0; k < L; k++) {
+      const l = spec.layers[k];
+      if (k > 0) plan.wih[k].set(l.wih);
+      plan.whh[k].set(l.whh);
+      for (let r = 0; r < GH; r++) plan.bx[k][r] = gru && r >= 2 * H ? l.bih[r] : l.bih[r] + l.bhh[r];
+      if (gru) for (let j = 0; j < H; j++) plan.bhn[k][j] = l.bhh[2 * H + j];
+    }
+    // T0 = embedding · W_ih0^T, then the x-side biases
+    this.gemm(false, true, V, GH, E, spec.embedding, 0, E, spec.layers[0].wih, 0, E, 0, plan.table, 0, GH);
+    this.addRowVector(V, GH, plan.table, 0, plan.bx[0], 0, plan.table, 0);
+    plan.dec.set(spec.decoder);
+    if (plan.decBias) plan.decBias.set(spec.decoderBias!);
+  }
+
+  step1Run(p: Step1Plan, id: number): Buf {
+    const plan = this.step1Plan(p), { spec, G, L } = plan, { V, H } = spec, GH = G * H;
+    if (!(Number.isInteger(id) && id >= 0 && id < V)) throw new RangeError(`rnnkit: step1: token ${id} outside [0, ${V})`);
+    const hs = plan.h[plan.cur], cs = plan.c[plan.cur], hd = plan.h[1 - plan.cur], cd = plan.c[1 - plan.cur];
+    const { px, ph } = plan, cell = spec.cell;
+    for (let k = 0; k < L; k++) {
+      const o = k * H;
+      // x side: the table row (layer 0) or W_ih · (the new output of the layer below) + bx
+      if (k === 0) for (let r = 0; r < GH; r++) px[r] = plan.table[id * GH + r];
+      else {
+        const w = plan.wih[k], x = o - H;
+        for (let r = 0; r < GH; r++) {
+          let s = 0;
+          for (let i = 0; i < H; i++) s += w[r * H + i] * hd[x + i];
+          px[r] = s + plan.bx[k][r];
+        }
+      }
+      // h side: W_hh · h_prev
+      const w = plan.whh[k];
+      for (let r = 0; r < GH; r++) {
+        let s = 0;
+        for (let i = 0; i < H; i++) s += w[r * H + i] * hs[o + i];
+        ph[r] = s;
+      }
+      for (let j = 0; j < H; j++) {
+        if (cell === 'lstm') {
+          const ig = sigmoid(px[j] + ph[j]), fg = sigmoid(px[H + j] + ph[H + j]);
+          const gg = Math.tanh(px[2 * H + j] + ph[2 * H + j]), og = sigmoid(px[3 * H + j] + ph[3 * H + j]);
+          const cv = fg * cs[o + j] + ig * gg;
+          cd[o + j] = cv;
+          hd[o + j] = og * Math.tanh(cv);
+        } else if (cell === 'gru') {
+          const r = sigmoid(px[j] + ph[j]), z = sigmoid(px[H + j] + ph[H + j]);
+          const n = Math.tanh(px[2 * H + j] + r * (ph[2 * H + j] + plan.bhn[k][j]));
+          hd[o + j] = (1 - z) * n + z * hs[o + j];
+        } else {
+          const v = px[j] + ph[j];
+          hd[o + j] = cell === 'rnn_tanh' ? Math.tanh(v) : v > 0 ? v : 0;
+        }
+      }
+    }
+    const top = (L - 1) * H, dec = plan.dec, lg = plan.logits;
+    for (let v = 0; v < V; v++) {
+      let s = 0;
+      for (let i = 0; i < H; i++) s += dec[v * H + i] * hd[top + i];
+      lg[v] = plan.decBias ? s + plan.decBias[v] : s;
+    }
+    plan.cur = 1 - plan.cur;
+    return lg;
+  }
+
+  step1State(p: Step1Plan, h: Buf | null, c: Buf | null, out: boolean): void {
+    const plan = this.step1Plan(p), n = plan.L * plan.spec.H;
+    const hs = plan.h[plan.cur], cs = plan.c[plan.cur];
+    for (const [mine, theirs] of [[hs, h], [cs, plan.spec.cell === 'lstm' ? c : null]] as const) {
+      if (theirs && theirs.length !== n) throw new Error(`rnnkit: step1State: state has ${theirs.length} values, expected ${n}`);
+      if (out) { if (theirs) theirs.set(mine); } else if (theirs) mine.set(theirs); else mine.fill(0);
+    }
+  }
+
+  step1Free(p: Step1Plan): void {
+    const plan = p as JsStep1Plan;
+    if (plan.owner === this) plan.live = false;
   }
 }

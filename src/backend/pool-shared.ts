@@ -22,6 +22,7 @@ export const JOB_GEMM_SMALL = 2; // small-M gemm without packing
 export const JOB_ROWS = 3; // a row-parallel elementwise kernel (see ROW_* kinds)
 export const JOB_PACK_A = 4; // pack rows of op(A) into G_APK (split along M)
 export const JOB_PACK_B = 5; // pack columns of op(B) into G_BPK (split along N)
+export const JOB_STEP1 = 6; // a batch-1 inference step: quads of a packed layer, or groups of decoder rows (S_* args)
 
 // Argument slots of a gemm job (relative to ARGS).
 export const G_TA = 0, G_TB = 1, G_M = 2, G_N = 3, G_K = 4, G_A = 5, G_LDA = 6, G_B = 7, G_LDB = 8,
@@ -93,6 +94,12 @@ export interface KernelExports {
   adam(n: number, p: number, g: number, m: number, v: number, b1: number, b2: number, eps: number,
     wd: number, stepSize: number, sqrtBc2: number): void;
   sgd(n: number, p: number, g: number, mom: number, lr: number, momentum: number, wd: number): void;
+  step1QuadBytes(kind: number, Ip: number, Hp: number): number;
+  step1Pack(kind: number, H: number, I: number, wih: number, whh: number, dst: number, q0: number, q1: number): void;
+  step1PackRows(V: number, H: number, W: number, dst: number, g0: number, g1: number): void;
+  step1Layer(kind: number, Ip: number, Hp: number, Wp: number, x: number, hPrev: number, cPrev: number,
+    hOut: number, cOut: number, xb: number, bhn: number, q0: number, q1: number): void;
+  step1Rows(Hp: number, Wp: number, h: number, bias: number, out: number, g0: number, g1: number): void;
 }
 
 // Minimal WebAssembly typings (the project compiles with lib ES2022 and no DOM, which has none).
@@ -168,6 +175,27 @@ function runPart(ex: KernelExports, ctrl: Int32Array, idx: number, ws: number): 
     }
   } else if (job === JOB_ROWS) {
     runRows(ex, ctrl, idx, parts);
+  } else if (job === JOB_STEP1) {
+    runStep1(ex, ctrl, idx, parts);
+  }
+}
+
+// Arg slots for JOB_STEP1: kind (S_ROWS: decoder rows, else the cell kind of step1Layer), the number of
+// quads (or row groups) to split, then step1Layer's (or step1Rows') arguments.
+export const S_KIND = 0, S_N = 1, S_IP = 2, S_HP = 3, S_W = 4, S_X = 5, S_HPREV = 6, S_CPREV = 7, S_HOUT = 8,
+  S_COUT = 9, S_XB = 10, S_BHN = 11;
+export const S_ROWS = 9;
+
+function runStep1(ex: KernelExports, ctrl: Int32Array, idx: number, parts: number): void {
+  const a = ARGS, n = ctrl[a + S_N];
+  const i0 = Math.floor((n * idx) / parts), i1 = Math.floor((n * (idx + 1)) / parts);
+  if (i1 <= i0) return;
+  const kind = ctrl[a + S_KIND];
+  if (kind === S_ROWS) {
+    ex.step1Rows(ctrl[a + S_HP], ctrl[a + S_W] >>> 0, ctrl[a + S_X] >>> 0, ctrl[a + S_XB] >>> 0, ctrl[a + S_HOUT] >>> 0, i0, i1);
+  } else {
+    ex.step1Layer(kind, ctrl[a + S_IP], ctrl[a + S_HP], ctrl[a + S_W] >>> 0, ctrl[a + S_X] >>> 0, ctrl[a + S_HPREV] >>> 0,
+      ctrl[a + S_CPREV] >>> 0, ctrl[a + S_HOUT] >>> 0, ctrl[a + S_COUT] >>> 0, ctrl[a + S_XB] >>> 0, ctrl[a + S_BHN] >>> 0, i0, i1);
   }
 }
 

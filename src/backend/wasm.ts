@@ -12,11 +12,13 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import type { Activation, Backend, Buf, PackedB as PackedBBase } from './backend.js';
+import type { Activation, Backend, Buf, PackedB as PackedBBase, Step1Plan, Step1Spec } from './backend.js';
+import { checkStep1Spec } from './step1.js';
 import {
   ARGS, CTRL_INTS, DONE, ERR, GEN, G_A, G_B, G_BETA, G_C, G_K, G_LDA, G_LDB, G_LDC, G_M, G_MR, G_N, G_NR,
   G_APK, G_BPK, G_TA, G_TB, JOB, JOB_EXIT, JOB_GEMM, JOB_GEMM_SMALL, JOB_PACK_A, JOB_PACK_B, JOB_ROWS, MSLEEP, PARTS, R_H, R_KIND, R_P, R_ROWS,
   MAX_THREADS, NEXT, ROW_GRU_BWD, ROW_SOFTMAX, SOFTMAX_BLOCK, STATS, ROW_GRU_FWD, ROW_LSTM_BWD, ROW_LSTM_FWD, SPLIT, WA, WSLEEP, kernelImports, runChunks,
+  JOB_STEP1, S_BHN, S_COUT, S_CPREV, S_HOUT, S_HP, S_HPREV, S_IP, S_KIND, S_N, S_ROWS, S_W, S_X, S_XB,
 } from './pool-shared.js';
 import type { KernelExports, WasmMemory, WasmModule } from './pool-shared.js';
 
@@ -142,6 +144,44 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
 }
 
 interface FreeBlock { ptr: number; size: number }
+
+/** A batch-1 step's layer (or the decoder) split over the threads from this many bytes of weights on. */
+const STEP1_PAR_MIN = 1 << 17;
+const step1Kind = { lstm: 0, gru: 1, rnn_tanh: 2, rnn_relu: 3 } as const;
+
+/**
+ * WasmBackend's batch-1 inference plan: per layer the packed weights (see step1Layer in assembly/index.ts)
+ * and the x-side biases, T0 (padded rows of G*Hp), the state twice (ping-pong), all as byte pointers.
+ */
+interface WasmStep1Plan extends Step1Plan {
+  owner: WasmBackend;
+  live: boolean;
+  kind: number;
+  G: number;
+  L: number;
+  Hp: number;
+  /** Quads of a layer, groups of 4 decoder rows, bytes of a packed layer quad (layer 0, layers >= 1). */
+  quads: number;
+  groups: number;
+  qb0: number;
+  qb1: number;
+  /** Buffers (released by step1Free). */
+  bufs: Float32Array[];
+  w: number[];
+  bx: number[];
+  bhn: number[];
+  table: number;
+  dec: number;
+  decBias: number;
+  /** h[s], c[s]: [L, Hp] for s = 0, 1; `cur` is the current state. */
+  h: number[];
+  c: number[];
+  hv: Float32Array[];
+  cv: Float32Array[];
+  cur: number;
+  logits: Float32Array;
+  logitsPtr: number;
+}
 
 /**
  * A packed snapshot of op(B) [K, N] (a weight matrix) for WasmBackend.gemmPacked: packing once per
@@ -783,6 +823,125 @@ export class WasmBackend implements Backend {
     const pp = this.p(p, 0, n, 'sgd p'), pg = this.p(g, 0, n, 'sgd g');
     const pm = mom && momentum > 0 ? this.p(mom, 0, n, 'sgd mom') : 0;
     if (n > 0) this.ex.sgd(n, pp, pg, pm, lr, momentum, weightDecay);
+  }
+
+  // ---- batch-1 inference (see Backend.step1Create and step1Layer in assembly/index.ts) ----
+
+  step1Create(spec: Step1Spec): Step1Plan {
+    const { G, L } = checkStep1Spec(spec);
+    const { V, E, H, cell } = spec, kind = step1Kind[cell];
+    const Hp = (H + 3) & ~3, Vp = (V + 3) & ~3, GHp = G * Hp;
+    const bufs: Float32Array[] = [];
+    const a = (n: number): Float32Array => { const b = this.alloc(n); bufs.push(b); return b; };
+    const ptr = (n: number): number => a(n).byteOffset;
+    const qb0 = this.ex.step1QuadBytes(kind, 0, Hp), qb1 = this.ex.step1QuadBytes(kind, Hp, Hp);
+    const quads = Hp / 4;
+    const w: number[] = [], bx: number[] = [], bhn: number[] = [];
+    for (let k = 0; k < L; k++) {
+      w.push(ptr(((k === 0 ? qb0 : qb1) * quads) / 4));
+      bx.push(ptr(GHp));
+      bhn.push(ptr(cell === 'gru' ? Hp : 0));
+    }
+    void E;
+    const hv = [a(L * Hp), a(L * Hp)], cv = [a(cell === 'lstm' ? L * Hp : 0), a(cell === 'lstm' ? L * Hp : 0)];
+    const logits = a(Vp);
+    const plan: WasmStep1Plan = {
+      spec, owner: this, live: true, kind, G, L, Hp, quads, groups: Vp / 4, qb0, qb1, bufs, w, bx, bhn,
+      table: ptr(V * GHp), dec: ptr(Vp * Hp), decBias: ptr(Vp), h: hv.map((b) => b.byteOffset), c: cv.map((b) => b.byteOffset),
+      hv, cv, cur: 0, logits: logits.subarray(0, V), logitsPtr: logits.byteOffset,
+    };
+    this.step1Load(plan);
+    return plan;
+  }
+
+  private step1Plan(p: Step1Plan): WasmStep1Plan {
+    const plan = p as WasmStep1Plan;
+    if (plan.owner !== this || !plan.live) throw new TypeError('rnnkit: step1: not a live plan of this backend');
+    return plan;
+  }
+
+  step1Load(p: Step1Plan): void {
+    const plan = this.step1Plan(p), { spec, G, L, Hp, kind, quads } = plan, { V, E, H } = spec, gru = spec.cell === 'gru';
+    checkStep1Spec(spec);
+    const f32 = new Float32Array(this.sab);
+    for (let k = 0; k < L; k++) {
+      const l = spec.layers[k];
+      const pih = this.p(l.wih, 0, l.wih.length, 'step1 weight_ih'), phh = this.p(l.whh, 0, l.whh.length, 'step1 weight_hh');
+      this.ex.step1Pack(kind, H, k === 0 ? 0 : H, pih, phh, plan.w[k], 0, quads);
+      // x-side biases, gate g at g*Hp: b_ih + b_hh (GRU's n gate: b_ih only, b_hh's n part is b_hn)
+      const bx = plan.bx[k] >>> 2;
+      for (let g = 0; g < G; g++) {
+        for (let j = 0; j < H; j++) {
+          const r = g * H + j;
+          f32[bx + g * Hp + j] = gru && g === 2 ? l.bih[r] : l.bih[r] + l.bhh[r];
+        }
+      }
+      if (gru) for (let j = 0; j < H; j++) f32[(plan.bhn[k] >>> 2) + j] = l.bhh[2 * H + j];
+    }
+    // T0 = embedding · W_ih0^T (gate g into columns g*Hp.. of rows of G*Hp) + the x-side biases of layer 0
+    const pe = this.p(spec.embedding, 0, V * E, 'step1 embedding'), pw = this.p(spec.layers[0].wih, 0, G * H * E, 'step1 weight_ih_l0');
+    for (let g = 0; g < G; g++) {
+      this.gemmThreaded(0, 1, V, H, E, pe, E, pw + g * H * E * 4, E, 0, 0, plan.table + g * Hp * 4, G * Hp, false);
+    }
+    this.ex.addRowVector(V, G * Hp, plan.table, plan.bx[0], plan.table);
+    const pd = this.p(spec.decoder, 0, V * H, 'step1 decoder.weight');
+    this.ex.step1PackRows(V, H, pd, plan.dec, 0, plan.groups);
+    if (spec.decoderBias) f32.set(spec.decoderBias, plan.decBias >>> 2);
+  }
+
+  /** Run quads (or decoder row groups) 0..n of a step on the pool, or here when small. */
+  private step1Job(n: number, bytes: number): boolean {
+    if (this.workers.length === 0 || bytes < STEP1_PAR_MIN) return false;
+    this.ctrl[ARGS + S_N] = n;
+    this.ctrl[JOB] = JOB_STEP1;
+    this.dispatch(Math.min(n, this.threads));
+    return true;
+  }
+
+  step1Run(p: Step1Plan, id: number): Float32Array {
+    const plan = p as WasmStep1Plan;
+    if (plan.owner !== this || !plan.live) this.step1Plan(p);
+    if (!(id >= 0 && id < plan.spec.V) || id !== (id | 0)) throw new RangeError(`rnnkit: step1: token ${id} outside [0, ${plan.spec.V})`);
+    const { kind, Hp, L, quads } = plan, c = this.ctrl, A = ARGS;
+    const src = plan.cur, dst = 1 - src, Hb = Hp * 4;
+    for (let k = 0; k < L; k++) {
+      const Ip = k === 0 ? 0 : Hp;
+      const x = k === 0 ? 0 : plan.h[dst] + (k - 1) * Hb;
+      const xb = k === 0 ? plan.table + id * plan.G * Hb : plan.bx[k];
+      const hp = plan.h[src] + k * Hb, ho = plan.h[dst] + k * Hb;
+      const cp = plan.c[src] + k * Hb, co = plan.c[dst] + k * Hb;
+      const qb = k === 0 ? plan.qb0 : plan.qb1;
+      c[A + S_KIND] = kind; c[A + S_IP] = Ip; c[A + S_HP] = Hp; c[A + S_W] = plan.w[k]; c[A + S_X] = x;
+      c[A + S_HPREV] = hp; c[A + S_CPREV] = cp; c[A + S_HOUT] = ho; c[A + S_COUT] = co; c[A + S_XB] = xb; c[A + S_BHN] = plan.bhn[k];
+      if (!this.step1Job(quads, quads * qb)) this.ex.step1Layer(kind, Ip, Hp, plan.w[k], x, hp, cp, ho, co, xb, plan.bhn[k], 0, quads);
+    }
+    const top = plan.h[dst] + (L - 1) * Hb;
+    c[A + S_KIND] = S_ROWS; c[A + S_HP] = Hp; c[A + S_W] = plan.dec; c[A + S_X] = top; c[A + S_XB] = plan.decBias; c[A + S_HOUT] = plan.logitsPtr;
+    if (!this.step1Job(plan.groups, plan.groups * Hp * 16)) this.ex.step1Rows(Hp, plan.dec, top, plan.decBias, plan.logitsPtr, 0, plan.groups);
+    plan.cur = dst;
+    return plan.logits;
+  }
+
+  step1State(p: Step1Plan, h: Buf | null, c: Buf | null, out: boolean): void {
+    const plan = this.step1Plan(p), { L, Hp } = plan, H = plan.spec.H, n = L * H;
+    const lstm = plan.spec.cell === 'lstm';
+    const pairs: [Float32Array, Buf | null][] = [[plan.hv[plan.cur], h]];
+    if (lstm) pairs.push([plan.cv[plan.cur], c]);
+    for (const [mine, theirs] of pairs) {
+      if (theirs && theirs.length !== n) throw new Error(`rnnkit: step1State: state has ${theirs.length} values, expected ${n}`);
+      for (let k = 0; k < L; k++) {
+        for (let j = 0; j < Hp; j++) {
+          if (out) { if (theirs && j < H) theirs[k * H + j] = mine[k * Hp + j]; } else mine[k * Hp + j] = theirs && j < H ? theirs[k * H + j] : 0;
+        }
+      }
+    }
+  }
+
+  step1Free(p: Step1Plan): void {
+    const plan = p as WasmStep1Plan;
+    if (plan.owner !== this || !plan.live) return;
+    plan.live = false;
+    for (const b of plan.bufs) this.free(b);
   }
 
   /** Stop the worker threads. Buffers stay readable (their memory lives as long as the views). */
