@@ -21,3 +21,20 @@ export async function testBackends(): Promise<NamedBackend[]> {
   }
   return list;
 }
+
+/**
+ * The WebGPU backend (a GPU, or lavapipe from scripts/setup-lavapipe.sh), or null with the reason printed
+ * when no adapter can be had here (then the webgpu tests are skipped, not failed).
+ */
+export async function webgpuBackend(): Promise<NamedBackend | null> {
+  try {
+    const { createWebGPUBackend } = await import('../src/backend/webgpu.js');
+    const probe = await createWebGPUBackend();
+    const label = `webgpu (${probe.adapterInfo})`;
+    probe.dispose();
+    return { label, make: () => createWebGPUBackend() };
+  } catch (e) {
+    console.log(`# webgpu backend not available, its tests are skipped: ${(e as Error).message}`);
+    return null;
+  }
+}

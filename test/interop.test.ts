@@ -43,11 +43,11 @@ test('the evaluation text has bytes that are not UTF-8 (the byte vocabulary take
 });
 
 for (const m of spec.models) {
-  test(`PyTorch ${m.rnn_type} l${m.L} safetensors -> rnnkit gives PyTorch's bpc to 1e-4 (evaluateStream)`, () => {
+  test(`PyTorch ${m.rnn_type} l${m.L} safetensors -> rnnkit gives PyTorch's bpc to 1e-4 (evaluateStream)`, async () => {
     const { model, vocab } = loadCheckpoint(join(fixtures, m.file), be);
     assert.ok(vocab instanceof ByteVocab);
     assert.deepEqual(model.config, { cell: cellOf[m.rnn_type], vocabSize: 256, embedding: m.E, hidden: m.H, layers: m.L, dropout: 0 });
-    const r = evaluateStream(model, vocab.encode(text));
+    const r = await evaluateStream(model, vocab.encode(text));
     assert.equal(r.chars, text.length - 1);
     assert.ok(Math.abs(r.bpc - m.bpc) <= 1e-4, `bpc ${r.bpc} vs PyTorch ${m.bpc}`);
     // and the first logits themselves
@@ -109,14 +109,14 @@ test('a character vocabulary survives a torch export (vocab_json kept beside rnn
 });
 
 const torchAvailable = spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { timeout: 60_000 }).status === 0;
-test('PyTorch reads rnnkit\'s torch export and gets rnnkit\'s bpc (make_fixtures.py --check-export)', { skip: !torchAvailable && 'needs /usr/bin/python3 with torch' }, () => {
+test('PyTorch reads rnnkit\'s torch export and gets rnnkit\'s bpc (make_fixtures.py --check-export)', { skip: !torchAvailable && 'needs /usr/bin/python3 with torch' }, async () => {
   const m = spec.models[1], out = join(dir, 'for-torch.safetensors');
   assert.equal(rnnkit('export', '--format', 'torch', '--checkpoint', join(fixtures, m.file), '--out', out).code, 0);
   const r = spawnSync('/usr/bin/python3', [join(root, 'scripts', 'make_fixtures.py'), '--check-export', out], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
   const o = JSON.parse(r.stdout.trim().split('\n').pop()!) as { bpc: number };
   const { model, vocab } = loadCheckpoint(out, be);
-  const mine = evaluateStream(model, vocab.encode(text)).bpc;
+  const mine = (await evaluateStream(model, vocab.encode(text))).bpc;
   assert.ok(Math.abs(o.bpc - mine) <= 1e-4, `PyTorch ${o.bpc} vs rnnkit ${mine}`);
 });
 

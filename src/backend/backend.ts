@@ -219,6 +219,31 @@ export interface Backend {
   batchNormBackward?(rows: number, n: number, dY: Buf, dyOff: number, xhat: Buf, xhOff: number, rstd: Buf, rOff: number,
     gamma: Buf, gbOff: number, mask: Uint8Array | null, training: boolean, dGamma: Buf, dBeta: Buf, dX: Buf, dxOff: number): void;
 
+  // ---- deferred backends (webgpu): kernels are recorded and run later on a device ----
+  //
+  // On such a backend a Buf is a host array paired with a device buffer. Host writes made before a buffer's
+  // first use are uploaded by themselves; later host writes must be announced with hostWrote, and host
+  // reads must wait for syncHost. softmaxCrossEntropy returns NaN: its loss is read with takeLoss.
+  // On the other backends these are absent (everything is immediate) and the helpers in
+  // src/backend/sync.ts do nothing.
+
+  /** True when kernels run later (see above). */
+  readonly deferred?: boolean;
+  /** The host wrote into buf after the device used it: upload before its next use. */
+  hostWrote?(buf: Buf): void;
+  /** Bring the device's contents of bufs (default: all) into their host arrays. */
+  syncHost?(bufs?: Buf[]): Promise<void>;
+  /** The summed losses of the softmaxCrossEntropy calls since the last takeLoss. */
+  takeLoss?(): Promise<number>;
+  /** Global gradient-norm clipping without reading back (returns NaN when the norm stays on the device). */
+  clipGradNorm?(grads: Buf[], sizes: number[], maxNorm: number): number;
+  /** Weight norm per row of [rows, cols]: norms[i] = ||v_i||, w_i = g_i v_i / norms[i]. */
+  weightNormForward?(rows: number, cols: number, g: Buf, v: Buf, w: Buf, norms: Buf): void;
+  /** Its backward: dg_i += dw_i·v_i / n_i, dv_i += (g_i/n_i) dw_i - (g_i dg_i / n_i²) v_i, then dw = 0. */
+  weightNormBackward?(rows: number, cols: number, g: Buf, v: Buf, norms: Buf, dw: Buf, dg: Buf, dv: Buf): void;
+  /** pop[popOff + j] = keep * pop[popOff + j] + mom * stat[j] for j < n (batch norm's population statistics). */
+  emaUpdate?(n: number, stat: Buf, pop: Buf, popOff: number, keep: number, mom: number): void;
+
   /** Release workers and memory. */
   dispose(): void;
 }

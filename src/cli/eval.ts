@@ -19,7 +19,7 @@ export function registerEval(program: Command): void {
     const { model, vocab } = loadCheckpoint(a.checkpoint, be);
     const ids = vocab.encode(await loadText(a.data, a.text));
     if (ids.length < 2) throw new Error(`data file '${a.data}' has fewer than 2 tokens to evaluate`);
-    const r = evaluateStream(model, ids);
+    const r = await evaluateStream(model, ids);
     if (a.json) console.log(JSON.stringify({ bpc: r.bpc, perplexity: r.perplexity, chars: r.chars }));
     else console.log(`${a.data}: ${r.bpc.toFixed(4)} bits per char, perplexity ${r.perplexity.toFixed(3)}, ${r.chars.toLocaleString()} chars predicted`);
     be.dispose();

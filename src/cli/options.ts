@@ -19,7 +19,7 @@ export const num = (test: (n: number) => boolean, what: string) => (v: string): 
 
 export function addBackendOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--backend <name>', 'compute backend: wasm (WebAssembly SIMD, threads) or js (reference)').choices(['wasm', 'js', 'auto']).default('auto'))
+    .addOption(new Option('--backend <name>', 'compute backend: wasm (WebAssembly SIMD, threads), webgpu (GPU, through Dawn in Node) or js (reference)').choices(['wasm', 'webgpu', 'js', 'auto']).default('auto'))
     .option('--threads <n>', 'threads for the wasm backend', int(1), availableParallelism());
 }
 

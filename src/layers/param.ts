@@ -8,7 +8,7 @@ export class Param {
   readonly data: Buf;
   readonly grad: Buf;
 
-  constructor(be: Backend, readonly name: string, readonly shape: number[]) {
+  constructor(private readonly be: Backend, readonly name: string, readonly shape: number[]) {
     this.size = shape.reduce((a, b) => a * b, 1);
     this.data = be.alloc(this.size);
     this.grad = be.alloc(this.size);
@@ -21,7 +21,7 @@ export class Param {
   }
 
   zeroGrad(): void {
-    this.grad.fill(0);
+    this.be.fill(this.size, 0, this.grad, 0);
   }
 }
 

@@ -390,6 +390,7 @@ export class RecurrentStack implements HasParams {
     const keep = 1 - this.dropout, inv = 1 / keep;
     const n = this.dropoutSameMask ? rowLen : T * rowLen;
     for (let i = 0; i < n; i++) mask[i] = this.rng.next() < keep ? inv : 0;
+    this.be.hostWrote?.(mask);
     if (this.dropoutSameMask) for (let t = 1; t < T; t++) this.be.copy(rowLen, mask, 0, mask, t * rowLen);
   }
 

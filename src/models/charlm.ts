@@ -157,6 +157,7 @@ export class CharLM {
     if (train && dropout > 0) {
       const keep = 1 - dropout, inv = 1 / keep;
       for (let i = 0; i < n * H; i++) this.mask[i] = this.rng.next() < keep ? inv : 0;
+      this.be.hostWrote?.(this.mask);
       this.be.mul(n * H, out, outOff, this.mask, 0, this.dropped, 0);
       out = this.dropped; outOff = 0;
     }

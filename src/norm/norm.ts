@@ -44,8 +44,8 @@ interface Site {
   xhat: Buf;
   rstd: Buf;
   /** Batch norm population statistics [maxSteps, n], and how many steps have statistics. */
-  popMean: Float32Array | null;
-  popVar: Float32Array | null;
+  popMean: Buf | null;
+  popVar: Buf | null;
 }
 
 export class GateNorm {
@@ -87,8 +87,8 @@ export class GateNorm {
       gamma.data.fill(g0);
       this.sites.set(site, {
         n, gamma, beta, xhat: be.alloc(0), rstd: be.alloc(0),
-        popMean: this.kind === 'batch' ? new Float32Array(this.maxSteps * n) : null,
-        popVar: this.kind === 'batch' ? new Float32Array(this.maxSteps * n).fill(1) : null,
+        popMean: this.kind === 'batch' ? be.alloc(this.maxSteps * n) : null,
+        popVar: this.kind === 'batch' ? be.alloc(this.maxSteps * n).fill(1) : null,
       });
     }
   }
@@ -127,7 +127,10 @@ export class GateNorm {
       for (let r = 0; r < B; r++) if (!m || m[r]) count++;
       if (t < this.maxSteps && count > 0) {
         const pt = t * n, mom = this.momentum, unb = count > 1 ? count / (count - 1) : 1;
-        for (let j = 0; j < n; j++) {
+        if (this.be.emaUpdate) { // on the device (the statistics never come back to the host)
+          this.be.emaUpdate(n, this.mean, s.popMean!, pt, 1 - mom, mom);
+          this.be.emaUpdate(n, this.var, s.popVar!, pt, 1 - mom, mom * unb);
+        } else for (let j = 0; j < n; j++) {
           s.popMean![pt + j] = (1 - mom) * s.popMean![pt + j] + mom * this.mean[j];
           s.popVar![pt + j] = (1 - mom) * s.popVar![pt + j] + mom * this.var[j] * unb;
         }
@@ -135,7 +138,8 @@ export class GateNorm {
       this.seenSteps = Math.max(this.seenSteps, Math.min(t + 1, this.maxSteps));
     } else {
       const q = Math.min(t, Math.max(this.seenSteps, 1) - 1, this.maxSteps - 1) * n;
-      for (let j = 0; j < n; j++) { this.mean[j] = s.popMean![q + j]; this.var[j] = s.popVar![q + j]; }
+      this.be.copy(n, s.popMean!, q, this.mean, 0);
+      this.be.copy(n, s.popVar!, q, this.var, 0);
     }
     k.normalizeColumns!(B, n, X, xOff, this.mean, this.var, this.eps, s.gamma.data, s.beta.data, a, Y, yOff, s.xhat, t * B * n, s.rstd, t * n);
   }
@@ -176,7 +180,7 @@ export class GateNorm {
       if (!v) throw new Error(`missing batch-norm statistics '${name}'`);
       if (v.length !== b.data.length) throw new Error(`batch-norm statistics '${name}' have ${v.length} values, expected ${b.data.length}`);
       if (name.startsWith('norm_steps_')) this.seenSteps = Math.max(0, Math.min(this.maxSteps, Math.floor(v[0])));
-      else b.data.set(v);
+      else { b.data.set(v); this.be.hostWrote?.(b.data as Buf); }
     }
   }
 }

@@ -4,16 +4,18 @@
 // gradient into the gradients of g and v after the backward:
 //   dg_i = (dW_i · v_i) / ||v_i||,   dv_i = (g_i / ||v_i||) dW_i - (g_i dg_i / ||v_i||^2) v_i
 
-import type { Backend } from '../backend/backend.js';
+import type { Backend, Buf } from '../backend/backend.js';
 import { Param } from '../layers/param.js';
 
 export class WeightNorm {
   readonly g: Param;
   readonly v: Param;
   private norms: Float64Array;
+  /** Row norms on the backend, where it has the weight-norm kernels (the device backends). */
+  private dnorms: Buf | null = null;
 
   /** Reparameterize `weight` (its current values become v, and g their row norms, so W is unchanged). */
-  constructor(be: Backend, readonly weight: Param) {
+  constructor(private readonly be: Backend, readonly weight: Param) {
     const [rows, cols] = weight.shape;
     if (weight.shape.length !== 2) throw new Error(`WeightNorm: ${weight.name} must be a matrix, has shape [${weight.shape}]`);
     this.g = new Param(be, `${weight.name}_g`, [rows, 1]);
@@ -21,6 +23,7 @@ export class WeightNorm {
     this.v.data.set(weight.data);
     this.norms = new Float64Array(rows);
     for (let i = 0; i < rows; i++) this.g.data[i] = this.rowNorm(i);
+    if (be.weightNormForward && be.weightNormBackward) this.dnorms = be.alloc(rows);
   }
 
   parameters(): Param[] {
@@ -37,6 +40,7 @@ export class WeightNorm {
   /** W = g v / ||v|| (before the forward). */
   compute(): void {
     const [rows, cols] = this.weight.shape, v = this.v.data, w = this.weight.data;
+    if (this.dnorms) { this.be.weightNormForward!(rows, cols, this.g.data, v, w, this.dnorms); return; }
     for (let i = 0; i < rows; i++) {
       const n = this.rowNorm(i);
       this.norms[i] = n;
@@ -48,6 +52,7 @@ export class WeightNorm {
   /** Accumulate dg, dv from W's gradient (after the backward), and clear W's gradient. */
   backward(): void {
     const [rows, cols] = this.weight.shape, v = this.v.data, dw = this.weight.grad, dv = this.v.grad;
+    if (this.dnorms) { this.be.weightNormBackward!(rows, cols, this.g.data, v, this.dnorms, dw, this.g.grad, dv); return; }
     for (let i = 0; i < rows; i++) {
       const n = this.norms[i], g = this.g.data[i];
       let dot = 0;

@@ -95,6 +95,7 @@ export class SGD implements Optimizer {
  * Returns the norm before clipping.
  */
 export function clipGradNorm(be: Backend, params: Param[], maxNorm: number): number {
+  if (be.clipGradNorm) return be.clipGradNorm(params.map((p) => p.grad), params.map((p) => p.size), maxNorm);
   let sq = 0;
   for (const p of params) sq += be.sumSquares(p.size, p.grad, 0);
   const norm = Math.sqrt(sq);

@@ -52,6 +52,16 @@ export interface LoadedCheckpoint {
 const rnnTypeOf = (cell: CellKind): string => cellMode[cell];
 const cellOfRnnType: Record<string, CellKind> = { LSTM: 'lstm', GRU: 'gru', RNN_TANH: 'rnn', RNN_RELU: 'rnn_relu' };
 
+/** The buffers a checkpoint reads: on a deferred backend (webgpu) they must come back from the device first. */
+export async function syncCheckpointBuffers(model: CharLM, optimizer?: Optimizer): Promise<void> {
+  if (!model.be.syncHost) return;
+  const bufs = [...model.params.values()].map((p) => p.data);
+  for (const [, b] of model.rnn.buffers()) if (b.data instanceof Float32Array) bufs.push(b.data);
+  if (optimizer) for (const slot of Object.values(optimizer.state().slots)) bufs.push(...slot);
+  bufs.push(model.h, model.c);
+  await model.be.syncHost(bufs);
+}
+
 export function saveCheckpoint(file: string, model: CharLM, vocab: Vocab, trainState?: TrainState, optimizer?: Optimizer): void {
   writeFileAtomic(file, checkpointToBytes(model, vocab, trainState, optimizer));
 }

@@ -1,6 +1,7 @@
 // Bits per character and perplexity.
 
 import type { CharLM } from '../models/charlm.js';
+import { deferredLoss } from '../backend/sync.js';
 import { BatchedStream } from './batches.js';
 
 export interface EvalResult {
@@ -21,7 +22,7 @@ export const result = (nats: number, n: number): EvalResult => {
  * The PyTorch char-LM convention: the ids read as one stream from a zero state, every id after the first
  * predicted from those before it. Runs in chunks of T steps at batch 1, carrying the state.
  */
-export function evaluateStream(model: CharLM, ids: Int32Array, T = 256): EvalResult {
+export async function evaluateStream(model: CharLM, ids: Int32Array, T = 256): Promise<EvalResult> {
   if (ids.length < 2) throw new Error(`need at least 2 tokens to evaluate, got ${ids.length}`);
   model.resetState(1);
   let nats = 0;
@@ -30,14 +31,14 @@ export function evaluateStream(model: CharLM, ids: Int32Array, T = 256): EvalRes
     model.forward(ids.subarray(i, i + t), t, 1, false);
     nats += model.loss(ids.subarray(i + 1, i + 1 + t)) * t;
   }
-  return result(nats, ids.length - 1);
+  return result(await deferredLoss(model.be, nats), ids.length - 1);
 }
 
 /**
  * Faster validation used during training: B parallel columns (each from a zero state), T steps at a time.
  * With B = 1 it equals evaluateStream.
  */
-export function evaluateBatched(model: CharLM, stream: BatchedStream, T: number): EvalResult {
+export async function evaluateBatched(model: CharLM, stream: BatchedStream, T: number): Promise<EvalResult> {
   model.resetState(stream.B);
   let nats = 0, n = 0;
   const align = model.rnn.alignment;
@@ -48,5 +49,5 @@ export function evaluateBatched(model: CharLM, stream: BatchedStream, T: number)
     nats += model.loss(stream.target(i, t)) * t * stream.B;
     n += t * stream.B;
   }
-  return result(nats, n);
+  return result(await deferredLoss(model.be, nats), n);
 }

@@ -6,7 +6,7 @@ import type { Vocab } from '../data/vocab.js';
 import { CharLM, type CharLMConfig } from '../models/charlm.js';
 import { Adam, SGD, clipGradNorm, type Optimizer } from '../optim/optim.js';
 import { BatchedStream } from './batches.js';
-import { lastCheckpointPath, saveCheckpoint, type TrainState } from './checkpoint.js';
+import { lastCheckpointPath, saveCheckpoint, syncCheckpointBuffers, type TrainState } from './checkpoint.js';
 import { evaluateBatched, type EvalResult } from './evaluate.js';
 
 export interface TrainOptions {
@@ -79,7 +79,7 @@ export class Trainer {
     const i = this.state.position, T = this.train.steps(i, bptt) - (this.train.steps(i, bptt) % align);
     this.optimizer.zeroGrad();
     this.model.forward(this.train.input(i, T), T, batch, true);
-    const loss = this.model.backward(this.train.target(i, T));
+    const loss = this.model.backward(this.train.target(i, T)); // NaN on a deferred backend: see run()
     if (clip > 0) clipGradNorm(this.be, this.model.parameters(), clip);
     this.optimizer.step();
     this.state.position += T;
@@ -88,19 +88,32 @@ export class Trainer {
     return loss;
   }
 
-  validate(): EvalResult | null {
+  /** Validation bpc; the carried training state is kept (copied aside on the backend). */
+  async validate(): Promise<EvalResult | null> {
     if (!this.valid) return null;
-    const h = Float32Array.from(this.model.h), c = Float32Array.from(this.model.c);
-    const r = evaluateBatched(this.model, this.valid, this.opts.bptt);
-    this.model.resetState(this.opts.batch);
-    this.model.h.set(h);
-    this.model.c.set(c);
+    const be = this.be, m = this.model;
+    const h = be.alloc(m.h.length), c = be.alloc(m.c.length);
+    be.copy(m.h.length, m.h, 0, h, 0);
+    be.copy(m.c.length, m.c, 0, c, 0);
+    const r = await evaluateBatched(m, this.valid, this.opts.bptt);
+    m.resetState(this.opts.batch);
+    be.copy(m.h.length, h, 0, m.h, 0);
+    be.copy(m.c.length, c, 0, m.c, 0);
+    be.free(h); be.free(c);
     return r;
   }
 
-  save(file: string): void {
+  async save(file: string): Promise<void> {
     this.state.rng = this.model.dropoutRngState;
+    await syncCheckpointBuffers(this.model, this.optimizer);
     saveCheckpoint(file, this.model, this.vocab, this.state, this.optimizer);
+  }
+
+  /** One step; on a deferred backend (webgpu) waits for its loss, the one value that comes back per step. */
+  async stepAsync(): Promise<number> {
+    const chars = this.state.chars, loss = this.step();
+    if (!this.be.deferred || !this.be.takeLoss) return loss;
+    return (await this.be.takeLoss()) / (this.state.chars - chars);
   }
 
   /**
@@ -119,22 +132,22 @@ export class Trainer {
       minutes > 0 ? this.state.seconds / (minutes * 60) : 0,
       epochs > 0 ? (this.state.epoch + this.state.position / this.train.rows) / epochs : 0,
       maxSteps > 0 ? this.state.step / maxSteps : 0);
-    const doValidate = (): void => {
+    const doValidate = async (): Promise<void> => {
       const v0 = performance.now();
-      const r = this.validate();
+      const r = await this.validate();
       lastEval = performance.now();
       this.state.validSeconds = (this.state.validSeconds ?? 0) + (lastEval - v0) / 1000;
       if (!r) return;
       const best = this.state.bestBpc === null || r.bpc < this.state.bestBpc;
       if (best) this.state.bestBpc = r.bpc;
-      if (best && out) this.save(out);
-      if (last) this.save(last);
+      if (best && out) await this.save(out);
+      if (last) await this.save(last);
       events.validated?.({ ...r, step: this.state.step, best, seconds: this.state.seconds });
       tRate = performance.now(); chars0 = this.state.chars; // do not count validation time in chars/s
     };
     if (this.state.step === 0) this.model.resetState(this.opts.batch);
     while (!this.stopRequested && fraction() < 1) {
-      loss = this.step();
+      loss = await this.stepAsync();
       const now = performance.now();
       this.state.seconds = (now - t0) / 1000;
       if (now - tRate > 2000) { rate = (this.state.chars - chars0) / ((now - tRate) / 1000); tRate = now; chars0 = this.state.chars; }
@@ -142,12 +155,12 @@ export class Trainer {
         lastReport = now;
         events.progress?.({ step: this.state.step, epoch: this.state.epoch, loss, charsPerSec: rate || (this.state.chars - chars0) / ((now - tRate) / 1000), seconds: this.state.seconds, fraction: Math.min(1, fraction()) });
       }
-      if (evalSeconds > 0 && (now - lastEval) / 1000 >= evalSeconds && fraction() < 1) doValidate();
+      if (evalSeconds > 0 && (now - lastEval) / 1000 >= evalSeconds && fraction() < 1) await doValidate();
       if (now - lastYield > 100) { await new Promise<void>((r) => setImmediate(r)); lastYield = performance.now(); }
     }
-    if (last) this.save(last); // first, so that an interrupt is saved before the (possibly long) validation
-    doValidate();
-    if (!this.valid && out) this.save(out);
+    if (last) await this.save(last); // first, so that an interrupt is saved before the (possibly long) validation
+    await doValidate();
+    if (!this.valid && out) await this.save(out);
     return this.state;
   }
 }

@@ -87,7 +87,7 @@ function tokenText(vocab: Vocab, id: number): string {
   return vocab.decode([id]);
 }
 
-function analyze(model: CharLM, vocab: Vocab, text: string): Analysis {
+async function analyze(model: CharLM, vocab: Vocab, text: string): Promise<Analysis> {
   const t0 = performance.now();
   const ids = vocab.encode(text);
   if (ids.length < 2) throw new Error('the text needs at least 2 characters');
@@ -119,7 +119,7 @@ function analyze(model: CharLM, vocab: Vocab, text: string): Analysis {
       topTok.push(best.map((j) => [tokenText(vocab, j), Math.exp(lp[j])]));
     }
   }
-  const ev = evaluateStream(model, ids);
+  const ev = await evaluateStream(model, ids);
   const chars: string[] = [], bits: number[] = [], top: [string, number][][] = [];
   let b = 0;
   for (const ch of text) {
@@ -171,7 +171,7 @@ async function train(cfg: TrainConfig): Promise<void> {
   };
   try {
     while (!run.stop) {
-      lossSum += trainer.step();
+      lossSum += await trainer.stepAsync();
       lossN++;
       const now = performance.now();
       if (now - lastPost > 250) {
@@ -180,14 +180,14 @@ async function train(cfg: TrainConfig): Promise<void> {
         lossSum = 0; lossN = 0; lastPost = now;
       }
       if (now - lastValid > 3000) {
-        const v = trainer.validate();
+        const v = await trainer.validate();
         if (v) post({ type: 'trainProgress', point: { ...point(), loss: NaN, validBpc: v.bpc } });
         lastValid = performance.now();
         rateT = lastValid; rateChars = trainer.state.chars; // validation time is not training time
       }
       if (now - lastYield > 50) { await tick(); lastYield = performance.now(); }
     }
-    const v = trainer.validate();
+    const v = await trainer.validate();
     if (v) {
       trainer.state.bestBpc = v.bpc;
       post({ type: 'trainProgress', point: { ...point(), loss: NaN, validBpc: v.bpc } });
@@ -236,9 +236,9 @@ async function handle(m: Request): Promise<void> {
       sampleGen++;
       break;
     case 'analyze':
-      await exclusive(() => {
+      await exclusive(async () => {
         if (!current) throw new Error('no model loaded');
-        post({ type: 'analysis', id: m.id, result: analyze(current.model, current.vocab, m.text) });
+        post({ type: 'analysis', id: m.id, result: await analyze(current.model, current.vocab, m.text) });
       });
       break;
     case 'train':

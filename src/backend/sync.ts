@@ -1,0 +1,22 @@
+// Helpers that make code correct on deferred backends (webgpu) and cost nothing on the immediate ones
+// (js, wasm), where every kernel has already run when it returns.
+
+import type { Backend, Buf } from './backend.js';
+
+/** Wait until the host arrays of bufs (default: all buffers) hold the device's values. */
+export async function syncHost(be: Backend, bufs?: Buf[]): Promise<void> {
+  if (be.syncHost) await be.syncHost(bufs);
+}
+
+/** Announce host writes into buf made after the device used it. */
+export function hostWrote(be: Backend, buf: Buf): void {
+  be.hostWrote?.(buf);
+}
+
+/**
+ * A loss returned by softmaxCrossEntropy-based code: on deferred backends the value returned is NaN and
+ * the sum of the losses since the last read comes from the device; `sum` is what to use on the others.
+ */
+export async function deferredLoss(be: Backend, sum: number): Promise<number> {
+  return be.deferred && be.takeLoss ? be.takeLoss() : sum;
+}
