@@ -241,6 +241,13 @@ export interface Backend {
   weightNormForward?(rows: number, cols: number, g: Buf, v: Buf, w: Buf, norms: Buf): void;
   /** Its backward: dg_i += dw_i·v_i / n_i, dv_i += (g_i/n_i) dw_i - (g_i dg_i / n_i²) v_i, then dw = 0. */
   weightNormBackward?(rows: number, cols: number, g: Buf, v: Buf, norms: Buf, dw: Buf, dg: Buf, dv: Buf): void;
+  /**
+   * Batch-1 sampling on the device (deferred backends): the prime, then uniforms.length tokens drawn from
+   * softmax(logits / temperature) with one uniform each, as sample.ts draws; the final state [L, H] into
+   * hOut / cOut. One read per call.
+   */
+  sampleOnDevice?(spec: Step1Spec, prime: Int32Array, uniforms: Float32Array, temperature: number,
+    hOut: Buf | null, cOut: Buf | null): Promise<Int32Array>;
   /** pop[popOff + j] = keep * pop[popOff + j] + mom * stat[j] for j < n (batch norm's population statistics). */
   emaUpdate?(n: number, stat: Buf, pop: Buf, popOff: number, keep: number, mom: number): void;
 

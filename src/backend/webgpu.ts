@@ -19,7 +19,7 @@
 //     binding: each kernel is a WGSL template whose buffer names ($X, $Y, ...) are bound per aliasing
 //     pattern (WebGPU forbids binding one buffer twice when one binding is writable).
 
-import type { Activation, Backend, Buf } from './backend.js';
+import type { Activation, Backend, Buf, Step1Spec } from './backend.js';
 import { releaseWebGPU, requestWebGPUDevice, type WebGPUDeviceOptions } from './webgpu-device.js';
 
 const HOST = 0, GPU = 1, BOTH = 2;
@@ -388,6 +388,32 @@ const K: Record<string, KernelDef> = {
   if (k == 0u) { $dg[i] = $dg[i] + dgi; }
   let a = gi / n; let b = gi * dgi / (n * n);
   for (var j = k; j < u.cols; j += 64u) { $dv[o + j] = $dv[o + j] + a * $dw[o + j] - b * $v[o + j]; $dw[o + j] = 0.0; }`,
+  },
+  // batch-1 sampling on the device (sampleOnDevice): ids live in a float buffer (exact below 2^24)
+  gemv: { // y[yOff + r] (+)= W[r, :] · x[base : base + cols] (+ b[r]); 8 rows per workgroup, 32 lanes per row
+    args: ['W', 'x', 'b', 'y', 'ids'], writes: ['y'],
+    params: ['rows', 'cols', 'xOff', 'useId', 'idSlot', 'yOff', 'acc', 'hasBias'], wg: 256,
+    decls: `var<workgroup> red: array<f32, 256>;`,
+    body: `let row = (wid.y * nwg.x + wid.x) * 8u + lid.x / 32u; let lane = lid.x % 32u;
+  var base = u.xOff; if (u.useId != 0u) { base = u32($ids[u.idSlot]) * u.cols; }
+  var s = 0.0;
+  if (row < u.rows) { let w = row * u.cols; for (var k = lane; k < u.cols; k += 32u) { s = fma($W[w + k], $x[base + k], s); } }
+  red[lid.x] = s; workgroupBarrier();
+  for (var q = 16u; q > 0u; q >>= 1u) { if (lane < q) { red[lid.x] = red[lid.x] + red[lid.x + q]; } workgroupBarrier(); }
+  if (lane == 0u && row < u.rows) {
+    var v = red[lid.x];
+    if (u.hasBias != 0u) { v += $b[row]; }
+    if (u.acc != 0u) { v += $y[u.yOff + row]; }
+    $y[u.yOff + row] = v;
+  }`,
+  },
+  drawToken: { // ids[outSlot] = the token drawn from softmax(logits / T) with uniform U[uSlot] (as sample.ts draws)
+    args: ['L', 'U', 'ids'], writes: ['ids'], params: ['V', 'uSlot', 'outSlot', 'invT'], floats: ['invT'], wg: 1,
+    body: `var mx = -3.4e38; for (var j = 0u; j < u.V; j++) { mx = max(mx, $L[j]); }
+  var sum = 0.0; for (var j = 0u; j < u.V; j++) { sum += exp(($L[j] - mx) * u.invT); }
+  var x = $U[u.uSlot] * sum; var id = u.V - 1u;
+  for (var j = 0u; j < u.V; j++) { x -= exp(($L[j] - mx) * u.invT); if (x < 0.0) { id = j; break; } }
+  $ids[u.outSlot] = f32(id);`,
   },
   // batch norm population statistics: pop = (1 - mom) pop + mom * stat * unb  (one call per statistic)
   ema: {
@@ -900,6 +926,50 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   weightNormBackward(rows: number, cols: number, g: Buf, v: Buf, norms: Buf, dw: Buf, dg: Buf, dv: Buf): void {
     if (rows) this.run('wnBwd', [g, v, norms, dw, dg, dv], [rows, cols], rows);
   }
+  /**
+   * Batch-1 sampling entirely on the device: the prime, then `uniforms.length` tokens, each drawn from
+   * softmax(logits / temperature) with the next uniform (as sample.ts draws on the host). One submission,
+   * one read (the ids). The state starts at zero and ends in hOut/cOut ([L, H]) when given.
+   */
+  async sampleOnDevice(spec: Step1Spec, prime: Int32Array, uniforms: Float32Array, temperature: number,
+    hOut: Buf | null, cOut: Buf | null): Promise<Int32Array> {
+    const { V, E, H, cell } = spec, L = spec.layers.length, G = cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1;
+    const P = prime.length, N = uniforms.length, total = P + N;
+    for (let r = 0; r < P; r++) if (!(prime[r] >= 0 && prime[r] < V)) throw new Error(`Embedding: id ${prime[r]} at position ${r} is outside [0, ${V})`);
+    const ids = this.alloc(total + 1), U = this.alloc(Math.max(1, N));
+    ids.set(prime); U.set(uniforms);
+    const h = this.alloc(L * H), c = this.alloc(L * H), gx = this.alloc(G * H), gh = this.alloc(G * H), act = this.alloc(3 * H);
+    const logits = this.alloc(V), none = this.alloc(1);
+    const gemv = (W: Buf, rows: number, cols: number, x: Buf, xOff: number, idSlot: number, b: Buf | null, y: Buf, yOff: number, acc: boolean): void =>
+      this.run('gemv', [W, x, b ?? none, y, ids], [rows, cols, xOff, idSlot >= 0 ? 1 : 0, Math.max(0, idSlot), yOff, acc ? 1 : 0, b ? 1 : 0], Math.ceil(rows / 8));
+    for (let t = 0; t < total; t++) {
+      for (let l = 0; l < L; l++) {
+        const w = spec.layers[l], I = l === 0 ? E : H, hl = l * H;
+        const [x, xOff, slot] = l === 0 ? [spec.embedding, 0, t] : [h, (l - 1) * H, -1];
+        if (cell === 'gru') {
+          gemv(w.wih, G * H, I, x, xOff, slot, w.bih, gx, 0, false);
+          gemv(w.whh, G * H, H, h, hl, -1, w.bhh, gh, 0, false);
+          this.gruCellForward(1, H, gx, 0, gh, 0, h, hl, act, 0, h, hl);
+        } else {
+          gemv(w.wih, G * H, I, x, xOff, slot, w.bih, gx, 0, false);
+          gemv(w.whh, G * H, H, h, hl, -1, w.bhh, gx, 0, true);
+          if (cell === 'lstm') this.lstmCellForward(1, H, gx, 0, c, hl, c, hl, h, hl);
+          else { this.rnnCellForward(cell === 'rnn_relu' ? 'relu' : 'tanh', 1, H, gx, 0); this.copy(H, gx, 0, h, hl); }
+        }
+      }
+      if (t >= P - 1 && t < total - 1) { // the logits of step t give token t + 1
+        gemv(spec.decoder, V, H, h, (L - 1) * H, -1, spec.decoderBias, logits, 0, false);
+        this.run('drawToken', [logits, U, ids], [V, t - (P - 1), t + 1, 1 / temperature], 1);
+      }
+    }
+    if (hOut) this.copy(L * H, h, 0, hOut, 0);
+    if (cOut && cell === 'lstm') this.copy(L * H, c, 0, cOut, 0);
+    await this.syncHost([ids]);
+    const out = Int32Array.from(ids.subarray(P, total));
+    for (const b of [ids, U, h, c, gx, gh, act, logits, none]) this.free(b);
+    return out;
+  }
+
   /** pop[popOff + j] = keep * pop[popOff + j] + mom * stat[j] for j < n (batch norm's population statistics). */
   emaUpdate(n: number, stat: Buf, pop: Buf, popOff: number, keep: number, mom: number): void {
     if (n) this.run('ema', [stat, pop], [n, popOff, keep, mom], Math.ceil(n / EW));

@@ -4,21 +4,21 @@ import { type Command } from 'commander';
 import { ByteVocab, Utf8Stream, type Vocab } from '../data/vocab.js';
 import type { CharLM } from '../models/charlm.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
-import { sampleIds } from '../train/sample.js';
+import { sampleIdsAsync } from '../train/sample.js';
 import { addBackendOptions, backendFrom, int, num } from './options.js';
 import type { BackendName } from '../backend/index.js';
 
 export interface DecodeOptions { prime: string; length: number; temperature: number; seed: number }
 
 /** Sample `length` tokens after `prime`, decoding as they come (onText gets each completed piece). */
-export function decodeSample(model: CharLM, vocab: Vocab, o: DecodeOptions, onText?: (s: string) => void): string {
+export async function decodeSample(model: CharLM, vocab: Vocab, o: DecodeOptions, onText?: (s: string) => void): Promise<string> {
   const prime = vocab.encode(o.prime);
   if (prime.length === 0) throw new Error('--prime must not be empty');
   let out = '';
   const emit = (s: string): void => { if (s) { out += s; onText?.(s); } };
   const bytes = vocab instanceof ByteVocab ? new Utf8Stream() : null;
   const one = [0];
-  for (const id of sampleIds(model, { prime, length: o.length, temperature: o.temperature, seed: o.seed })) {
+  for await (const id of sampleIdsAsync(model, { prime, length: o.length, temperature: o.temperature, seed: o.seed })) {
     if (bytes) emit(bytes.push(id));
     else { one[0] = id; emit(vocab.decode(one)); }
   }
@@ -38,7 +38,7 @@ export function registerSample(program: Command): void {
     const be = await backendFrom(a);
     const { model, vocab } = loadCheckpoint(a.checkpoint, be);
     process.stdout.write(a.prime);
-    decodeSample(model, vocab, { prime: a.prime, length: a.length, temperature: a.temperature, seed: a.seed }, (s) => process.stdout.write(s));
+    await decodeSample(model, vocab, { prime: a.prime, length: a.length, temperature: a.temperature, seed: a.seed }, (s) => process.stdout.write(s));
     process.stdout.write('\n');
     be.dispose();
   });

@@ -149,7 +149,7 @@ async function train(a: TrainArgs, cmd: Command): Promise<void> {
     const best = loadCheckpoint(a.out, be);
     for (const t of [0.5, 0.8, 1.0]) {
       console.log(`\n--- sample, temperature ${t} ---`);
-      console.log(decodeSample(best.model, best.vocab, { prime: '\n', length: 300, temperature: t, seed: a.seed }));
+      console.log(await decodeSample(best.model, best.vocab, { prime: '\n', length: 300, temperature: t, seed: a.seed }));
     }
   }
   be.dispose();

@@ -3,7 +3,7 @@
 
 import type { Buf } from '../backend/backend.js';
 import type { CharLM } from '../models/charlm.js';
-import { step1Plan } from '../models/step1.js';
+import { step1Plan, step1Spec } from '../models/step1.js';
 import { Rng } from '../util/rng.js';
 
 export interface SampleOptions {
@@ -32,9 +32,10 @@ function draw(logits: Buf, off: number, V: number, temperature: number, rng: Rng
   return id;
 }
 
-/** Yields `length` sampled ids. */
+/** Yields `length` sampled ids (immediate backends; sampleIdsAsync works on all). */
 export function* sampleIds(model: CharLM, opts: SampleOptions): Generator<number> {
   const { prime, length, temperature } = opts;
+  if (model.be.deferred) throw new Error(`sampleIds: the ${model.be.name} backend computes later; use sampleIdsAsync`);
   if (!(temperature > 0) || !Number.isFinite(temperature)) throw new Error(`temperature must be > 0, got ${temperature}`);
   if (prime.length < 1) throw new Error('sampling needs a prime of at least one token');
   const V = model.config.vocabSize;
@@ -69,6 +70,41 @@ export function* sampleIds(model: CharLM, opts: SampleOptions): Generator<number
   let off = (prime.length - 1) * V;
   for (let k = 0; k < length; k++) {
     onLogits?.(logits, off);
+    const id = draw(logits, off, V, temperature, rng, probs);
+    yield id;
+    one[0] = id;
+    logits = model.forward(one, 1, 1, false);
+    off = 0;
+  }
+}
+
+/**
+ * sampleIds for any backend, including the deferred ones (webgpu), where the logits live on the device:
+ * plain models there sample entirely on the device (Backend.sampleOnDevice: one read for all the tokens,
+ * drawn with the same generator as sampleIds), others read each step's logits back. On the immediate
+ * backends this is sampleIds.
+ */
+export async function* sampleIdsAsync(model: CharLM, opts: SampleOptions): AsyncGenerator<number> {
+  const be = model.be;
+  if (!be.deferred) { yield* sampleIds(model, opts); return; }
+  const { prime, length, temperature } = opts;
+  if (!(temperature > 0) || !Number.isFinite(temperature)) throw new Error(`temperature must be > 0, got ${temperature}`);
+  if (prime.length < 1) throw new Error('sampling needs a prime of at least one token');
+  const V = model.config.vocabSize, rng = new Rng(opts.seed ?? 1), rnn = model.rnn;
+  model.resetState(1);
+  const plain = rnn.norm === null && rnn.numDirections === 1 && rnn.dilations.every((d) => d === 1) && rnn.strides.every((s) => s === 1);
+  if (be.sampleOnDevice && plain && !opts.onLogits) {
+    const u = Float32Array.from({ length }, () => rng.next());
+    const ids = await be.sampleOnDevice(step1Spec(model), prime, u, temperature, model.h, model.config.cell === 'lstm' ? model.c : null);
+    for (const id of ids) yield id;
+    return;
+  }
+  const probs = new Float64Array(V), one = new Int32Array(1);
+  let logits = model.forward(prime, prime.length, 1, false);
+  let off = (prime.length - 1) * V;
+  for (let k = 0; k < length; k++) {
+    await be.syncHost?.([logits]);
+    opts.onLogits?.(logits, off);
     const id = draw(logits, off, V, temperature, rng, probs);
     yield id;
     one[0] = id;

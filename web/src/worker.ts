@@ -10,7 +10,7 @@ import { ByteVocab, type Vocab } from '../../src/data/vocab.js';
 import type { CharLM } from '../../src/models/charlm.js';
 import { checkpointFromBytes, checkpointToBytes } from '../../src/train/checkpoint.js';
 import { evaluateStream } from '../../src/train/evaluate.js';
-import { sampleIds } from '../../src/train/sample.js';
+import { sampleIdsAsync } from '../../src/train/sample.js';
 import { Trainer } from '../../src/train/trainer.js';
 
 installBufferShim(); // encodeSafetensors (checkpoint downloads) writes into a Buffer
@@ -60,7 +60,7 @@ async function sample(m: Extract<Request, { type: 'sample' }>): Promise<void> {
     const prime = vocab.encode(m.prime.length > 0 ? m.prime : '\n');
     const decode = vocab instanceof ByteVocab ? vocab.stream() : null;
     let text = '', n = 0, lastPost = performance.now(), stopped = false;
-    for (const id of sampleIds(model, { prime, length: m.length, temperature: m.temperature, seed: m.seed })) {
+    for await (const id of sampleIdsAsync(model, { prime, length: m.length, temperature: m.temperature, seed: m.seed })) {
       text += decode ? decode.push(id) : vocab.decode([id]);
       n++;
       const now = performance.now();
