@@ -30,9 +30,9 @@ interface Entry {
   gpu: GPUBuffer;
   n: number;
   state: State;
-  /** Bind-group cache keys that name this buffer (dropped when it is freed). */
-  groups: string[];
 }
+
+interface PlanNode { next: Map<number, PlanNode>; plan: { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup } | null }
 
 /** A kernel argument: a backend buffer, or transient integer data uploaded for this call. */
 type Arg = Buf | { ints: Int32Array | Uint32Array };
@@ -445,7 +445,6 @@ export class WebGPUBackend implements Backend {
   private nextId = 1;
   private pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: { key: string; bgl: GPUBindGroupLayout } }>();
   private layouts = new Map<string, { key: string; bgl: GPUBindGroupLayout; pl: GPUPipelineLayout }>();
-  private groups = new Map<string, GPUBindGroup>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private ring: GPUBuffer;
@@ -457,6 +456,7 @@ export class WebGPUBackend implements Backend {
   private transient: GPUBuffer[] = [];
   private rowLoss: Buf;
   private lossSlots: Buf;
+  private lossSpare: Buf;
   private lossCount = 0;
   private clipPart: Buf;
   private clipScalars: Buf;
@@ -471,6 +471,7 @@ export class WebGPUBackend implements Backend {
     this.ring = device.createBuffer({ size: PARAM_SLOT * RING, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.rowLoss = this.alloc(0);
     this.lossSlots = this.alloc(1024);
+    this.lossSpare = this.alloc(1024);
     this.clipPart = this.alloc(0);
     this.clipScalars = this.alloc(4);
     void device.lost.then((info) => { this.lost = `WebGPU device lost: ${info.message}`; });
@@ -484,7 +485,7 @@ export class WebGPUBackend implements Backend {
       size: Math.max(16, Math.ceil((n * 4) / 16) * 16),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
-    const e: Entry = { id: this.nextId++, gpu, n, state: HOST, groups: [] };
+    const e: Entry = { id: this.nextId++, gpu, n, state: HOST };
     this.entries.set(host, e);
     this.live.add(e);
     this.hosts.set(e, new WeakRef(host));
@@ -502,7 +503,8 @@ export class WebGPUBackend implements Backend {
 
   private release(e: Entry): void {
     if (!this.live.has(e)) return;
-    for (const k of e.groups) this.groups.delete(k);
+    // plans naming a freed buffer are never found again (ids are not reused): clear them now and then
+    if (++this.freedSinceClear > 256) { this.plans.clear(); this.freedSinceClear = 0; }
     this.live.delete(e);
     this.hosts.delete(e);
     this.transient.push(e.gpu); // destroyed after the submission that may still use it
@@ -616,52 +618,78 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
    */
   private run(name: string, args: Arg[], params: number[], groups: number, groupsY = 1): void {
     if (this.lost) throw new Error(this.lost);
-    const def = K[name];
-    // one binding per distinct buffer
-    const uniq: GPUBuffer[] = [], pattern: number[] = [], ids: (number | string)[] = [];
-    let cacheable = true;
-    args.forEach((a, i) => {
-      let gpu: GPUBuffer, id: number | string;
+    const def = K[name], meta = this.meta(name), es = this.argEntries;
+    // entries, uploads of host-written buffers, and the plan (pipeline + bind group) found by the buffers' ids
+    let node = this.plans.get(name), cacheable = true;
+    if (!node) this.plans.set(name, (node = { next: new Map(), plan: null }));
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
       if (isBuf(a)) {
-        const e = this.entry(a, `${name}(${def.args[i]})`);
+        const e = this.entries.get(a);
+        if (!e) throw new Error(`webgpu: ${name}(${def.args[i]}): the buffer was not allocated by this backend (or was freed)`);
         if (e.state === HOST) this.upload(a, e);
-        if (def.writes.includes(def.args[i])) e.state = GPU;
-        gpu = e.gpu; id = e.id;
-      } else {
-        gpu = this.intBuffer(a.ints); id = 't'; cacheable = false;
-      }
-      let k = uniq.indexOf(gpu);
-      if (k < 0) { k = uniq.length; uniq.push(gpu); ids.push(id); }
-      pattern.push(k);
-    });
-    const { pipeline, layout } = this.pipeline(name, pattern, uniq.length);
-    // bind groups depend on the layout and the buffers only (the parameters come by dynamic offset)
-    const gkey = `${layout.key}|${ids.join(',')}`;
-    let bg = cacheable ? this.groups.get(gkey) : undefined;
-    if (!bg) {
-      bg = this.device.createBindGroup({
+        if (meta.writes[i]) e.state = GPU;
+        es[i] = e;
+        if (cacheable) {
+          let n: PlanNode | undefined = node!.next.get(e.id);
+          if (!n) node!.next.set(e.id, (n = { next: new Map(), plan: null }));
+          node = n;
+        }
+      } else { es[i] = null; cacheable = false; }
+    }
+    let plan = cacheable ? node!.plan : null;
+    if (!plan) {
+      // one binding per distinct buffer
+      const uniq: GPUBuffer[] = [], pattern: number[] = [];
+      args.forEach((a, i) => {
+        const gpu = es[i] ? es[i]!.gpu : this.intBuffer((a as { ints: Int32Array | Uint32Array }).ints);
+        let k = uniq.indexOf(gpu);
+        if (k < 0) { k = uniq.length; uniq.push(gpu); }
+        pattern.push(k);
+      });
+      const { pipeline, layout } = this.pipeline(name, pattern, uniq.length);
+      // bind groups depend on the layout and the buffers only (the parameters come by dynamic offset)
+      const bindGroup = this.device.createBindGroup({
         layout: layout.bgl,
         entries: [{ binding: 0, resource: { buffer: this.ring, offset: 0, size: PARAM_SLOT } },
           ...uniq.map((b, i) => ({ binding: i + 1, resource: { buffer: b } }))],
       });
-      if (cacheable) {
-        this.groups.set(gkey, bg);
-        for (const a of args) if (isBuf(a)) this.entries.get(a)!.groups.push(gkey);
-      }
+      plan = { pipeline, bindGroup };
+      if (cacheable) node!.plan = plan;
     }
     if (this.used === RING) this.flush();
     const slot = this.used++, base = (slot * PARAM_SLOT) / 4;
-    def.params.forEach((q, i) => {
-      if (def.floats?.includes(q)) this.ringF32[base + i] = params[i];
+    for (let i = 0; i < params.length; i++) {
+      if (meta.floats[i]) this.ringF32[base + i] = params[i];
       else this.ringU32[base + i] = params[i] >>> 0;
-    });
-    if (!this.pass) this.pass = this.enc().beginComputePass();
-    this.pass.setPipeline(pipeline);
-    this.pass.setBindGroup(0, bg, [slot * PARAM_SLOT]);
+    }
+    if (!this.pass) { this.pass = this.enc().beginComputePass(); this.lastPipeline = null; }
+    if (plan.pipeline !== this.lastPipeline) { this.pass.setPipeline(plan.pipeline); this.lastPipeline = plan.pipeline; }
+    this.offset[0] = slot * PARAM_SLOT;
+    this.pass.setBindGroup(0, plan.bindGroup, this.offset, 0, 1);
     let gx = groups, gy = groupsY;
     if (gx > 65535) { gy = Math.ceil(gx / 65535) * gy; gx = 65535; }
     this.pass.dispatchWorkgroups(gx, gy);
   }
+
+  // Per-dispatch bookkeeping without allocation: kernel metadata as arrays, the plans (pipeline and bind
+  // group) in a tree keyed by the kernel and its buffers' ids (ids are never reused; the tree is cleared now
+  // and then as buffers are freed), the dynamic offset in a reused array.
+  private metas = new Map<string, { writes: boolean[]; floats: boolean[] }>();
+  private meta(name: string): { writes: boolean[]; floats: boolean[] } {
+    let m = this.metas.get(name);
+    if (!m) {
+      const d = K[name];
+      m = { writes: d.args.map((a) => d.writes.includes(a)), floats: d.params.map((q) => !!d.floats?.includes(q)) };
+      this.metas.set(name, m);
+    }
+    return m;
+  }
+  private plans = new Map<string, PlanNode>();
+  private argEntries: (Entry | null)[] = new Array(16).fill(null);
+  private offset = new Uint32Array(1);
+  private lastPipeline: GPUComputePipeline | null = null;
+  private freedSinceClear = 0;
 
   /** Submit everything recorded so far. */
   flush(): void {
@@ -726,15 +754,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     return m;
   }
 
-  /** The summed loss of the softmaxCrossEntropy calls since the last takeLoss (they returned NaN). */
-  async takeLoss(): Promise<number> {
-    const n = this.lossCount;
+  /**
+   * The summed loss of the softmaxCrossEntropy calls since the last takeLoss (they returned NaN). Submits the
+   * work recorded so far at once; the losses go to a second buffer meanwhile, so the host can record the
+   * next step while this one's loss is on its way back.
+   */
+  takeLoss(): Promise<number> {
+    const n = this.lossCount, buf = this.lossSlots;
     this.lossCount = 0;
-    if (n === 0) return 0;
-    await this.syncHost([this.lossSlots]);
-    let s = 0;
-    for (let i = 0; i < n; i++) s += this.lossSlots[i];
-    return s;
+    [this.lossSlots, this.lossSpare] = [this.lossSpare, this.lossSlots];
+    if (n === 0) { this.flush(); return Promise.resolve(0); }
+    return this.syncHost([buf]).then(() => {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += buf[i];
+      return s;
+    });
   }
 
   private disposed = false;

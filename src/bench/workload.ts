@@ -50,11 +50,14 @@ export async function benchTrain(be: Backend, name: string, data: Int32Array, mi
   const c0 = trainer.state.chars, t0 = performance.now();
   let steps = 0, secs = 0;
   while (steps < minSteps || secs < minSeconds) {
-    const loss = await trainer.stepAsync();
+    const loss = await trainer.stepAsync(true); // deferred backends: the previous step's loss (see stepAsync)
     if (!Number.isFinite(loss)) throw new Error(`${name}: loss became ${loss}`);
     steps++;
     secs = (performance.now() - t0) / 1000;
   }
+  const last = await trainer.drain();
+  if (Number.isNaN(last) === false && !Number.isFinite(last)) throw new Error(`${name}: loss became ${last}`);
+  secs = (performance.now() - t0) / 1000;
   return { config: name, threads: be.threads, backend: be.name, ...(norm !== 'none' ? { norm } : {}), chars_per_s: (trainer.state.chars - c0) / secs, steps, seconds: secs };
 }
 

@@ -109,11 +109,27 @@ export class Trainer {
     saveCheckpoint(file, this.model, this.vocab, this.state, this.optimizer);
   }
 
-  /** One step; on a deferred backend (webgpu) waits for its loss, the one value that comes back per step. */
-  async stepAsync(): Promise<number> {
+  private pendingLoss: { loss: Promise<number>; n: number } | null = null;
+
+  /**
+   * One step and its mean loss. On a deferred backend (webgpu) the loss is the one value that comes back per
+   * step; with `pipelined`, the step is submitted and the loss returned is the previous step's, so that the
+   * device runs step k while the host records step k + 1 (call drain() before reading anything else).
+   */
+  async stepAsync(pipelined = false): Promise<number> {
     const chars = this.state.chars, loss = this.step();
     if (!this.be.deferred || !this.be.takeLoss) return loss;
-    return (await this.be.takeLoss()) / (this.state.chars - chars);
+    const cur = { loss: this.be.takeLoss(), n: this.state.chars - chars };
+    const prev = pipelined ? this.pendingLoss ?? cur : cur;
+    this.pendingLoss = pipelined && prev !== cur ? cur : null;
+    return (await prev.loss) / prev.n;
+  }
+
+  /** Wait for the last pipelined step (its loss, or NaN when there is none). */
+  async drain(): Promise<number> {
+    const p = this.pendingLoss;
+    this.pendingLoss = null;
+    return p ? (await p.loss) / p.n : NaN;
   }
 
   /**
@@ -133,6 +149,7 @@ export class Trainer {
       epochs > 0 ? (this.state.epoch + this.state.position / this.train.rows) / epochs : 0,
       maxSteps > 0 ? this.state.step / maxSteps : 0);
     const doValidate = async (): Promise<void> => {
+      await this.drain();
       const v0 = performance.now();
       const r = await this.validate();
       lastEval = performance.now();
@@ -147,7 +164,7 @@ export class Trainer {
     };
     if (this.state.step === 0) this.model.resetState(this.opts.batch);
     while (!this.stopRequested && fraction() < 1) {
-      loss = await this.stepAsync();
+      loss = await this.stepAsync(true);
       const now = performance.now();
       this.state.seconds = (now - t0) / 1000;
       if (now - tRate > 2000) { rate = (this.state.chars - chars0) / ((now - tRate) / 1000); tRate = now; chars0 = this.state.chars; }
@@ -158,6 +175,8 @@ export class Trainer {
       if (evalSeconds > 0 && (now - lastEval) / 1000 >= evalSeconds && fraction() < 1) await doValidate();
       if (now - lastYield > 100) { await new Promise<void>((r) => setImmediate(r)); lastYield = performance.now(); }
     }
+    const l = await this.drain();
+    if (!Number.isNaN(l)) loss = l;
     if (last) await this.save(last); // first, so that an interrupt is saved before the (possibly long) validation
     await doValidate();
     if (!this.valid && out) await this.save(out);
