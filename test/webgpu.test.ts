@@ -19,6 +19,7 @@ import { Trainer, type TrainOptions } from '../src/train/trainer.js';
 import { sampleIds, sampleIdsAsync } from '../src/train/sample.js';
 import { Rng } from '../src/util/rng.js';
 import { webgpuBackend } from './backends.js';
+import { gemmShape } from '../src/backend/webgpu.js';
 
 const gpu = await webgpuBackend();
 const skip = gpu ? false : 'no WebGPU adapter here (see the printed reason)';
@@ -83,6 +84,27 @@ const configs: { name: string; opts: Partial<RecurrentOptions>; T: number; B: nu
 describe('webgpu', { skip }, async () => {
   const be = gpu ? await gpu.make() : (null as unknown as Backend);
   after(() => be?.dispose());
+
+  test('gemm: every transpose case, beta 0 and 1, offsets and strides, 64/32 tiles and split K', async () => {
+    const js = new JsBackend('float32'), rng = new Rng(3);
+    const shapes: [number, number, number][] = [[70, 130, 33], [1, 1, 1], [3, 5, 700], [16, 256, 1024], [200, 300, 20], [17, 1024, 64]];
+    for (const [M, N, K] of shapes) {
+      const split = gemmShape(M, N, K);
+      for (const tA of [false, true]) for (const tB of [false, true]) for (const beta of [0, 1] as const) {
+        const lda = (tA ? M : K) + 3, ldb = (tB ? K : N) + 1, ldc = N + 2;
+        const nA = (tA ? K : M) * lda + 5, nB = (tB ? N : K) * ldb + 2, nC = M * ldc + 4;
+        const mk = (b: Backend, n: number, vals: number[]): Buf => { const x = b.alloc(n); x.set(vals); return x; };
+        const va = Array.from({ length: nA }, () => rng.uniform(-1, 1)), vb = Array.from({ length: nB }, () => rng.uniform(-1, 1));
+        const vc = Array.from({ length: nC }, () => rng.uniform(-1, 1));
+        const C = mk(be, nC, vc), C2 = mk(js, nC, vc);
+        be.gemm(tA, tB, M, N, K, mk(be, nA, va), 5, lda, mk(be, nB, vb), 2, ldb, beta, C, 4, ldc);
+        js.gemm(tA, tB, M, N, K, mk(js, nA, va), 5, lda, mk(js, nB, vb), 2, ldb, beta, C2, 4, ldc);
+        await syncHost(be, [C]);
+        close(`gemm ${M}x${N}x${K} tA=${tA} tB=${tB} beta=${beta} (tile ${split.T}, split ${split.S})`, C, C2, 1e-5 * Math.sqrt(K));
+      }
+    }
+    assert.ok(gemmShape(64, 512, 2048).S > 1 && gemmShape(64, 512, 2048).T === 32, 'the recurrent dh multiply splits K');
+  });
 
   for (const mode of ['LSTM', 'GRU', 'RNN_TANH', 'RNN_RELU'] as RnnMode[]) {
     for (const c of configs) {

@@ -67,50 +67,55 @@ fn th(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
 
 const EW = 256; // workgroup size of the elementwise kernels
 
-function gemmDef(transA: boolean, transB: boolean): KernelDef {
-  // C[M,N] = beta*C + op(A)[M,K] · op(B)[K,N]; 64x64 tile per workgroup of 16x16 threads, each thread 4x4
-  // outputs (rows ty + 16i, columns tx + 16j), K in panels of 16 through workgroup memory.
+function gemmDef(transA: boolean, transB: boolean, T: number): KernelDef {
+  // C[M,N] = beta*C + op(A)[M,K] · op(B)[K,N]; a TxT tile per workgroup of 16x16 threads, each thread RxR
+  // outputs (rows ty + 16i, columns tx + 16j), K in panels of 16 through workgroup memory. Split K: the
+  // workgroups of z-index s take K range [s*kLen, (s+1)*kLen) and (with split != 0) write their partial
+  // tile to C = a scratch [S, M, N] that splitKReduce sums.
+  const R = T / 16, LD = (T * 16) / 256;
   const loadA = transA
-    ? `let k = idx / 64u; let m = idx % 64u; // A stored [K, lda]: m contiguous
-       var v = 0.0; if (m0 + m < u.M && k0 + k < u.K) { v = $A[u.aOff + (k0 + k) * u.lda + m0 + m]; }
-       As[k * 64u + m] = v;`
+    ? `let k = idx / ${T}u; let m = idx % ${T}u; // A stored [K, lda]: m contiguous
+       var v = 0.0; if (m0 + m < u.M && k0 + k < kEnd) { v = $A[u.aOff + (k0 + k) * u.lda + m0 + m]; }
+       As[k * ${T}u + m] = v;`
     : `let m = idx / 16u; let k = idx % 16u; // A stored [M, lda]: k contiguous
-       var v = 0.0; if (m0 + m < u.M && k0 + k < u.K) { v = $A[u.aOff + (m0 + m) * u.lda + k0 + k]; }
-       As[k * 64u + m] = v;`;
+       var v = 0.0; if (m0 + m < u.M && k0 + k < kEnd) { v = $A[u.aOff + (m0 + m) * u.lda + k0 + k]; }
+       As[k * ${T}u + m] = v;`;
   const loadB = transB
     ? `let n = idx / 16u; let k = idx % 16u; // B stored [N, ldb]: k contiguous
-       var v = 0.0; if (n0 + n < u.N && k0 + k < u.K) { v = $B[u.bOff + (n0 + n) * u.ldb + k0 + k]; }
-       Bs[k * 64u + n] = v;`
-    : `let k = idx / 64u; let n = idx % 64u; // B stored [K, ldb]: n contiguous
-       var v = 0.0; if (n0 + n < u.N && k0 + k < u.K) { v = $B[u.bOff + (k0 + k) * u.ldb + n0 + n]; }
-       Bs[k * 64u + n] = v;`;
+       var v = 0.0; if (n0 + n < u.N && k0 + k < kEnd) { v = $B[u.bOff + (n0 + n) * u.ldb + k0 + k]; }
+       Bs[k * ${T}u + n] = v;`
+    : `let k = idx / ${T}u; let n = idx % ${T}u; // B stored [K, ldb]: n contiguous
+       var v = 0.0; if (n0 + n < u.N && k0 + k < kEnd) { v = $B[u.bOff + (k0 + k) * u.ldb + n0 + n]; }
+       Bs[k * ${T}u + n] = v;`;
   return {
     args: ['A', 'B', 'C'], writes: ['C'],
-    params: ['M', 'N', 'K', 'lda', 'ldb', 'ldc', 'aOff', 'bOff', 'cOff', 'beta'],
-    decls: `var<workgroup> As: array<f32, 1024>;\nvar<workgroup> Bs: array<f32, 1024>;`,
+    params: ['M', 'N', 'K', 'lda', 'ldb', 'ldc', 'aOff', 'bOff', 'cOff', 'beta', 'kLen', 'split'],
+    decls: `var<workgroup> As: array<f32, ${T * 16}>;\nvar<workgroup> Bs: array<f32, ${T * 16}>;`,
     wg: '16, 16',
     body: `
-  let m0 = wid.y * 64u; let n0 = wid.x * 64u; let tx = lid.x; let ty = lid.y; let li = ty * 16u + tx;
-  var acc: array<f32, 16>;
-  for (var k0 = 0u; k0 < u.K; k0 += 16u) {
-    for (var e = 0u; e < 4u; e++) { let idx = li + e * 256u; ${loadA} }
-    for (var e = 0u; e < 4u; e++) { let idx = li + e * 256u; ${loadB} }
+  let m0 = wid.y * ${T}u; let n0 = wid.x * ${T}u; let tx = lid.x; let ty = lid.y; let li = ty * 16u + tx;
+  let kBeg = wid.z * u.kLen; let kEnd = min(u.K, kBeg + u.kLen);
+  var acc: array<f32, ${R * R}>;
+  for (var k0 = kBeg; k0 < kEnd; k0 += 16u) {
+    for (var e = 0u; e < ${LD}u; e++) { let idx = li + e * 256u; ${loadA} }
+    for (var e = 0u; e < ${LD}u; e++) { let idx = li + e * 256u; ${loadB} }
     workgroupBarrier();
     for (var k = 0u; k < 16u; k++) {
-      var a: array<f32, 4>; var b: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) { a[i] = As[k * 64u + ty + 16u * i]; b[i] = Bs[k * 64u + tx + 16u * i]; }
-      for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = fma(a[i], b[j], acc[i * 4u + j]); } }
+      var a: array<f32, ${R}>; var b: array<f32, ${R}>;
+      for (var i = 0u; i < ${R}u; i++) { a[i] = As[k * ${T}u + ty + 16u * i]; b[i] = Bs[k * ${T}u + tx + 16u * i]; }
+      for (var i = 0u; i < ${R}u; i++) { for (var j = 0u; j < ${R}u; j++) { acc[i * ${R}u + j] = fma(a[i], b[j], acc[i * ${R}u + j]); } }
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i++) {
+  for (var i = 0u; i < ${R}u; i++) {
     let m = m0 + ty + 16u * i;
     if (m >= u.M) { continue; }
-    for (var j = 0u; j < 4u; j++) {
+    for (var j = 0u; j < ${R}u; j++) {
       let n = n0 + tx + 16u * j;
       if (n >= u.N) { continue; }
+      var v = acc[i * ${R}u + j];
+      if (u.split != 0u) { $C[wid.z * u.M * u.N + m * u.N + n] = v; continue; }
       let c = u.cOff + m * u.ldc + n;
-      var v = acc[i * 4u + j];
       if (u.beta != 0u) { v += $C[c]; }
       $C[c] = v;
     }
@@ -118,8 +123,21 @@ function gemmDef(transA: boolean, transB: boolean): KernelDef {
   };
 }
 
+const gemmKernels: Record<string, KernelDef> = {};
+for (const T of [64, 32]) {
+  for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]]) {
+    gemmKernels[`gemm${T}_${ta ? 't' : 'n'}${tb ? 't' : 'n'}`] = gemmDef(ta, tb, T);
+  }
+}
+
 const K: Record<string, KernelDef> = {
-  gemm_nn: gemmDef(false, false), gemm_nt: gemmDef(false, true), gemm_tn: gemmDef(true, false), gemm_tt: gemmDef(true, true),
+  ...gemmKernels,
+  splitKReduce: { // C[cOff + m*ldc + n] = beta*C + sum over s of P[s, m, n]
+    args: ['P', 'C'], writes: ['C'], params: ['M', 'N', 'S', 'ldc', 'cOff', 'beta'], wg: EW,
+    body: `let mn = u.M * u.N; if (gid >= mn) { return; } let m = gid / u.N; let n = gid % u.N;
+  var v = 0.0; for (var q = 0u; q < u.S; q++) { v += $P[q * mn + gid]; }
+  let c = u.cOff + m * u.ldc + n; if (u.beta != 0u) { v += $C[c]; } $C[c] = v;`,
+  },
 
   addRowVector: {
     args: ['X', 'b', 'Y'], writes: ['Y'], params: ['n', 'cols', 'xOff', 'bOff', 'yOff'], wg: EW,
@@ -422,6 +440,20 @@ const K: Record<string, KernelDef> = {
   },
 };
 
+/**
+ * Tile and split-K of a multiply: 64x64 tiles when they give the device enough workgroups, else 32x32; K
+ * split (partial tiles summed by splitKReduce) while there are fewer than ~256 workgroups and every split
+ * keeps at least 256 of K. The recurrent step's dh = dgates · W_hh ([B, 4H] x [4H, H], K = 4H) is the case.
+ */
+export function gemmShape(M: number, N: number, K: number): { T: number; S: number; kLen: number } {
+  const tiles = (t: number): number => Math.ceil(M / t) * Math.ceil(N / t);
+  const T = tiles(64) >= 128 ? 64 : 32;
+  let S = 1;
+  while (S < 16 && tiles(T) * S < 256 && K / (S * 2) >= 256) S *= 2;
+  const kLen = Math.ceil(Math.ceil(K / S) / 16) * 16;
+  return { T, S: Math.ceil(K / kLen) || 1, kLen: S === 1 ? Math.max(K, 1) : kLen };
+}
+
 function isBuf(a: Arg): a is Buf {
   return ArrayBuffer.isView(a);
 }
@@ -459,6 +491,7 @@ export class WebGPUBackend implements Backend {
   private lossSpare: Buf;
   private lossCount = 0;
   private clipPart: Buf;
+  private splitBuf: Buf;
   private clipScalars: Buf;
   private lost: string | null = null;
 
@@ -473,6 +506,7 @@ export class WebGPUBackend implements Backend {
     this.lossSlots = this.alloc(1024);
     this.lossSpare = this.alloc(1024);
     this.clipPart = this.alloc(0);
+    this.splitBuf = this.alloc(0);
     this.clipScalars = this.alloc(4);
     void device.lost.then((info) => { this.lost = `WebGPU device lost: ${info.message}`; });
   }
@@ -616,7 +650,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
    * grid of `groups` x `groupsY` workgroups (more than 65535 in x are folded into y; kernels index
    * workgroups as wid.y * nwg.x + wid.x).
    */
-  private run(name: string, args: Arg[], params: number[], groups: number, groupsY = 1): void {
+  private run(name: string, args: Arg[], params: number[], groups: number, groupsY = 1, groupsZ = 1): void {
     if (this.lost) throw new Error(this.lost);
     const def = K[name], meta = this.meta(name), es = this.argEntries;
     // entries, uploads of host-written buffers, and the plan (pipeline + bind group) found by the buffers' ids
@@ -669,7 +703,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     this.pass.setBindGroup(0, plan.bindGroup, this.offset, 0, 1);
     let gx = groups, gy = groupsY;
     if (gx > 65535) { gy = Math.ceil(gx / 65535) * gy; gx = 65535; }
-    this.pass.dispatchWorkgroups(gx, gy);
+    this.pass.dispatchWorkgroups(gx, gy, groupsZ);
   }
 
   // Per-dispatch bookkeeping without allocation: kernel metadata as arrays, the plans (pipeline and bind
@@ -798,8 +832,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     A: Buf, aOff: number, lda: number, B: Buf, bOff: number, ldb: number,
     beta: 0 | 1, C: Buf, cOff: number, ldc: number): void {
     if (M === 0 || N === 0) return;
-    const name = `gemm_${transA ? 't' : 'n'}${transB ? 't' : 'n'}`;
-    this.run(name, [A, B, C], [M, N, K_, lda, ldb, ldc, aOff, bOff, cOff, beta], Math.ceil(N / 64), Math.ceil(M / 64));
+    const { T, S, kLen } = gemmShape(M, N, K_);
+    const name = `gemm${T}_${transA ? 't' : 'n'}${transB ? 't' : 'n'}`;
+    if (S === 1) {
+      this.run(name, [A, B, C], [M, N, K_, lda, ldb, ldc, aOff, bOff, cOff, beta, kLen, 0], Math.ceil(N / T), Math.ceil(M / T));
+      return;
+    }
+    if (this.splitBuf.length < S * M * N) { this.free(this.splitBuf); this.splitBuf = this.alloc(S * M * N); }
+    this.run(name, [A, B, this.splitBuf], [M, N, K_, lda, ldb, N, aOff, bOff, 0, 0, kLen, 1], Math.ceil(N / T), Math.ceil(M / T), S);
+    this.run('splitKReduce', [this.splitBuf, C], [M, N, S, ldc, cOff, beta], Math.ceil((M * N) / EW));
   }
 
   addRowVector(rows: number, n: number, X: Buf, xOff: number, b: Buf, bOff: number, Y: Buf, yOff: number): void {
