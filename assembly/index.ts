@@ -1152,6 +1152,22 @@ export function step1QuadBytes(kind: i32, Ip: i32, Hp: i32): i32 {
 
 /** Pack rows row0.. (valid of them, the rest zero) of W [*, ld], columns [0, K) padded to Kp, as [Kp/4][4][4]. */
 function s1PackSeg(dst: usize, W: usize, ld: i32, row0: i32, valid: i32, K: i32, Kp: i32): usize {
+  if (valid == 4 && K == Kp) {
+    // 4 whole rows: 16 bytes of each per 64-byte line of dst, written only where it differs (packing the
+    // same weights again, each time a plan is loaded, then only reads)
+    const step = <usize>ld << 2, r0 = at(W, row0 * ld), r1 = r0 + step, r2 = r1 + step, r3 = r2 + step;
+    const end = <usize>K << 2;
+    for (let o: usize = 0; o < end; o += 16) {
+      const a = v128.load(r0 + o), b = v128.load(r1 + o), c = v128.load(r2 + o), d = v128.load(r3 + o);
+      const x = v128.or(v128.or(v128.xor(a, v128.load(dst)), v128.xor(b, v128.load(dst, 16))),
+        v128.or(v128.xor(c, v128.load(dst, 32)), v128.xor(d, v128.load(dst, 48))));
+      if (v128.any_true(x)) {
+        v128.store(dst, a); v128.store(dst, b, 16); v128.store(dst, c, 32); v128.store(dst, d, 48);
+      }
+      dst += 64;
+    }
+    return dst;
+  }
   for (let k = 0; k < Kp; k += 4) {
     for (let r = 0; r < 4; r++) {
       if (r < valid && k + 4 <= K) {
@@ -1202,13 +1218,14 @@ export function step1PackRows(V: i32, H: i32, W: usize, dst: usize, g0: i32, g1:
   for (let seg = 0; seg < 2; seg++) {
     let v = seg == 0 ? x : h;
     const e = v + (<usize>(seg == 0 ? nx : nh) << 2);
+    // two column blocks per step, added pairwise: one add per step on each row's chain (sequential FMAs
+    // would make the loop wait on the FMA latency: 27% slower on Zen 4)
     for (; v + 32 <= e; v += 32) {
-      let a = v128.load(v);
-      s0 = fma(a, v128.load(p), s0); s1 = fma(a, v128.load(p, 16), s1);
-      s2 = fma(a, v128.load(p, 32), s2); s3 = fma(a, v128.load(p, 48), s3);
-      a = v128.load(v, 16);
-      s0 = fma(a, v128.load(p, 64), s0); s1 = fma(a, v128.load(p, 80), s1);
-      s2 = fma(a, v128.load(p, 96), s2); s3 = fma(a, v128.load(p, 112), s3);
+      const a = v128.load(v), b = v128.load(v, 16);
+      s0 = f32x4.add(s0, fma(b, v128.load(p, 64), f32x4.mul(a, v128.load(p))));
+      s1 = f32x4.add(s1, fma(b, v128.load(p, 80), f32x4.mul(a, v128.load(p, 16))));
+      s2 = f32x4.add(s2, fma(b, v128.load(p, 96), f32x4.mul(a, v128.load(p, 32))));
+      s3 = f32x4.add(s3, fma(b, v128.load(p, 112), f32x4.mul(a, v128.load(p, 48))));
       p += 128;
     }
     if (v < e) {
@@ -1266,4 +1283,18 @@ export function step1Rows(Hp: i32, Wp: usize, h: usize, bias: usize, out: usize,
     const o = <usize>g << 4;
     v128.store(out + o, f32x4.add(s1Dot(Wp + <usize>g * gb, h, 0, h, Hp), v128.load(bias + o)));
   }
+}
+
+/** 1 when the n floats at a and b are bitwise equal, else 0. */
+export function sameBits(n: i32, a: usize, b: usize): i32 {
+  let d = i32x4.splat(0);
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const o = <usize>i << 2;
+    d = v128.or(d, v128.or(v128.or(v128.xor(v128.load(a + o), v128.load(b + o)), v128.xor(v128.load(a + o, 16), v128.load(b + o, 16))),
+      v128.or(v128.xor(v128.load(a + o, 32), v128.load(b + o, 32)), v128.xor(v128.load(a + o, 48), v128.load(b + o, 48)))));
+  }
+  let t: u32 = 0;
+  for (; i < n; i++) t |= load<u32>(at(a, i)) ^ load<u32>(at(b, i));
+  return v128.any_true(d) || t != 0 ? 0 : 1;
 }

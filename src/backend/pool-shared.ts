@@ -100,6 +100,7 @@ export interface KernelExports {
   step1Layer(kind: number, Ip: number, Hp: number, Wp: number, x: number, hPrev: number, cPrev: number,
     hOut: number, cOut: number, xb: number, bhn: number, q0: number, q1: number): void;
   step1Rows(Hp: number, Wp: number, h: number, bias: number, out: number, g0: number, g1: number): void;
+  sameBits(n: number, a: number, b: number): number;
 }
 
 // Minimal WebAssembly typings (the project compiles with lib ES2022 and no DOM, which has none).
@@ -185,13 +186,20 @@ function runPart(ex: KernelExports, ctrl: Int32Array, idx: number, ws: number): 
 export const S_KIND = 0, S_N = 1, S_IP = 2, S_HP = 3, S_W = 4, S_X = 5, S_HPREV = 6, S_CPREV = 7, S_HOUT = 8,
   S_COUT = 9, S_XB = 10, S_BHN = 11;
 export const S_ROWS = 9;
+/** Packing jobs: S_PACK (step1Pack: cell kind in S_IP, H in S_HP, I in S_X, W_ih in S_W, W_hh in S_HPREV, dst in
+ * S_HOUT) and S_PACK_ROWS (step1PackRows: V in S_IP, H in S_HP, W in S_W, dst in S_HOUT). */
+export const S_PACK = 10, S_PACK_ROWS = 11;
 
 function runStep1(ex: KernelExports, ctrl: Int32Array, idx: number, parts: number): void {
   const a = ARGS, n = ctrl[a + S_N];
   const i0 = Math.floor((n * idx) / parts), i1 = Math.floor((n * (idx + 1)) / parts);
   if (i1 <= i0) return;
   const kind = ctrl[a + S_KIND];
-  if (kind === S_ROWS) {
+  if (kind === S_PACK) {
+    ex.step1Pack(ctrl[a + S_IP], ctrl[a + S_HP], ctrl[a + S_X], ctrl[a + S_W] >>> 0, ctrl[a + S_HPREV] >>> 0, ctrl[a + S_HOUT] >>> 0, i0, i1);
+  } else if (kind === S_PACK_ROWS) {
+    ex.step1PackRows(ctrl[a + S_IP], ctrl[a + S_HP], ctrl[a + S_W] >>> 0, ctrl[a + S_HOUT] >>> 0, i0, i1);
+  } else if (kind === S_ROWS) {
     ex.step1Rows(ctrl[a + S_HP], ctrl[a + S_W] >>> 0, ctrl[a + S_X] >>> 0, ctrl[a + S_XB] >>> 0, ctrl[a + S_HOUT] >>> 0, i0, i1);
   } else {
     ex.step1Layer(kind, ctrl[a + S_IP], ctrl[a + S_HP], ctrl[a + S_W] >>> 0, ctrl[a + S_X] >>> 0, ctrl[a + S_HPREV] >>> 0,

@@ -18,7 +18,7 @@ import {
   ARGS, CTRL_INTS, DONE, ERR, GEN, G_A, G_B, G_BETA, G_C, G_K, G_LDA, G_LDB, G_LDC, G_M, G_MR, G_N, G_NR,
   G_APK, G_BPK, G_TA, G_TB, JOB, JOB_EXIT, JOB_GEMM, JOB_GEMM_SMALL, JOB_PACK_A, JOB_PACK_B, JOB_ROWS, MSLEEP, PARTS, R_H, R_KIND, R_P, R_ROWS,
   MAX_THREADS, NEXT, ROW_GRU_BWD, ROW_SOFTMAX, SOFTMAX_BLOCK, STATS, ROW_GRU_FWD, ROW_LSTM_BWD, ROW_LSTM_FWD, SPLIT, WA, WSLEEP, kernelImports, runChunks,
-  JOB_STEP1, S_BHN, S_COUT, S_CPREV, S_HOUT, S_HP, S_HPREV, S_IP, S_KIND, S_N, S_ROWS, S_W, S_X, S_XB,
+  JOB_STEP1, S_BHN, S_COUT, S_CPREV, S_HOUT, S_HP, S_HPREV, S_IP, S_KIND, S_N, S_PACK, S_PACK_ROWS, S_ROWS, S_W, S_X, S_XB,
 } from './pool-shared.js';
 import type { KernelExports, WasmMemory, WasmModule } from './pool-shared.js';
 
@@ -171,6 +171,9 @@ interface WasmStep1Plan extends Step1Plan {
   bx: number[];
   bhn: number[];
   table: number;
+  /** What T0 was computed from (embedding, W_ih0, b_ih0, b_hh0): T0 is kept while they are unchanged. */
+  t0src: number[];
+  t0valid: boolean;
   dec: number;
   decBias: number;
   /** h[s], c[s]: [L, Hp] for s = 0, 1; `cur` is the current state. */
@@ -842,12 +845,11 @@ export class WasmBackend implements Backend {
       bx.push(ptr(GHp));
       bhn.push(ptr(cell === 'gru' ? Hp : 0));
     }
-    void E;
     const hv = [a(L * Hp), a(L * Hp)], cv = [a(cell === 'lstm' ? L * Hp : 0), a(cell === 'lstm' ? L * Hp : 0)];
     const logits = a(Vp);
     const plan: WasmStep1Plan = {
       spec, owner: this, live: true, kind, G, L, Hp, quads, groups: Vp / 4, qb0, qb1, bufs, w, bx, bhn,
-      table: ptr(V * GHp), dec: ptr(Vp * Hp), decBias: ptr(Vp), h: hv.map((b) => b.byteOffset), c: cv.map((b) => b.byteOffset),
+      table: ptr(V * GHp), t0src: [ptr(V * E), ptr(G * H * E), ptr(G * H), ptr(G * H)], t0valid: false, dec: ptr(Vp * Hp), decBias: ptr(Vp), h: hv.map((b) => b.byteOffset), c: cv.map((b) => b.byteOffset),
       hv, cv, cur: 0, logits: logits.subarray(0, V), logitsPtr: logits.byteOffset,
     };
     this.step1Load(plan);
@@ -867,7 +869,9 @@ export class WasmBackend implements Backend {
     for (let k = 0; k < L; k++) {
       const l = spec.layers[k];
       const pih = this.p(l.wih, 0, l.wih.length, 'step1 weight_ih'), phh = this.p(l.whh, 0, l.whh.length, 'step1 weight_hh');
-      this.ex.step1Pack(kind, H, k === 0 ? 0 : H, pih, phh, plan.w[k], 0, quads);
+      const I = k === 0 ? 0 : H, c = this.ctrl, A = ARGS;
+      c[A + S_KIND] = S_PACK; c[A + S_IP] = kind; c[A + S_HP] = H; c[A + S_X] = I; c[A + S_W] = pih; c[A + S_HPREV] = phh; c[A + S_HOUT] = plan.w[k];
+      if (!this.step1Job(quads, quads * (k === 0 ? plan.qb0 : plan.qb1))) this.ex.step1Pack(kind, H, I, pih, phh, plan.w[k], 0, quads);
       // x-side biases, gate g at g*Hp: b_ih + b_hh (GRU's n gate: b_ih only, b_hh's n part is b_hn)
       const bx = plan.bx[k] >>> 2;
       for (let g = 0; g < G; g++) {
@@ -878,14 +882,23 @@ export class WasmBackend implements Backend {
       }
       if (gru) for (let j = 0; j < H; j++) f32[(plan.bhn[k] >>> 2) + j] = l.bhh[2 * H + j];
     }
-    // T0 = embedding · W_ih0^T (gate g into columns g*Hp.. of rows of G*Hp) + the x-side biases of layer 0
-    const pe = this.p(spec.embedding, 0, V * E, 'step1 embedding'), pw = this.p(spec.layers[0].wih, 0, G * H * E, 'step1 weight_ih_l0');
-    for (let g = 0; g < G; g++) {
-      this.gemmThreaded(0, 1, V, H, E, pe, E, pw + g * H * E * 4, E, 0, 0, plan.table + g * Hp * 4, G * Hp, false);
+    // T0 = embedding · W_ih0^T (gate g into columns g*Hp.. of rows of G*Hp) + the x-side biases of layer 0,
+    // computed again only when what it is made of changed (comparing those is 1% of the multiply)
+    const l0 = spec.layers[0];
+    const src = [this.p(spec.embedding, 0, V * E, 'step1 embedding'), this.p(l0.wih, 0, G * H * E, 'step1 weight_ih_l0'),
+      this.p(l0.bih, 0, G * H, 'step1 bias_ih_l0'), this.p(l0.bhh, 0, G * H, 'step1 bias_hh_l0')];
+    const sizes = [V * E, G * H * E, G * H, G * H];
+    if (!plan.t0valid || !src.every((q, i) => this.ex.sameBits(sizes[i], q, plan.t0src[i]) === 1)) {
+      src.forEach((q, i) => this.ex.copy(sizes[i], q, plan.t0src[i]));
+      for (let g = 0; g < G; g++) {
+        this.gemmThreaded(0, 1, V, H, E, src[0], E, src[1] + g * H * E * 4, E, 0, 0, plan.table + g * Hp * 4, G * Hp, false);
+      }
+      this.ex.addRowVector(V, G * Hp, plan.table, plan.bx[0], plan.table);
+      plan.t0valid = true;
     }
-    this.ex.addRowVector(V, G * Hp, plan.table, plan.bx[0], plan.table);
-    const pd = this.p(spec.decoder, 0, V * H, 'step1 decoder.weight');
-    this.ex.step1PackRows(V, H, pd, plan.dec, 0, plan.groups);
+    const pd = this.p(spec.decoder, 0, V * H, 'step1 decoder.weight'), c = this.ctrl, A = ARGS;
+    c[A + S_KIND] = S_PACK_ROWS; c[A + S_IP] = V; c[A + S_HP] = H; c[A + S_W] = pd; c[A + S_HOUT] = plan.dec;
+    if (!this.step1Job(plan.groups, plan.groups * Hp * 16)) this.ex.step1PackRows(V, H, pd, plan.dec, 0, plan.groups);
     if (spec.decoderBias) f32.set(spec.decoderBias, plan.decBias >>> 2);
   }
 
