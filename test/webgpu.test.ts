@@ -19,6 +19,14 @@ import { Trainer, type TrainOptions } from '../src/train/trainer.js';
 import { sampleIds, sampleIdsAsync } from '../src/train/sample.js';
 import { Rng } from '../src/util/rng.js';
 import { webgpuBackend } from './backends.js';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { decodeSafetensors } from '../src/io/safetensors.js';
+
+const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 import { gemmShape } from '../src/backend/webgpu.js';
 
 const gpu = await webgpuBackend();
@@ -191,6 +199,25 @@ describe('webgpu', { skip }, async () => {
       close('final state', a.h, b.h, 1e-5);
     });
   }
+
+  test('rnnkit train --backend webgpu: 10 steps + --resume 10 steps == 20 steps, every saved value bit for bit', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rnnkit-webgpu-'));
+    const data = join(dir, 'text.txt');
+    writeFileSync(data, 'It was the best of times, it was the worst of times, it was the age of wisdom. '.repeat(30));
+    const args = ['train', '--data', data, '--hidden', '12', '--embedding', '6', '--layers', '2', '--batch', '4', '--bptt', '16', '--minutes', '0',
+      '--dropout', '0.2', '--eval-every', '1000', '--backend', 'webgpu', '--json'];
+    const cli = (...a: string[]): void => {
+      const r = spawnSync(process.execPath, [main, ...args, ...a], { encoding: 'utf8', timeout: 120_000 });
+      assert.equal(r.status, 0, r.stderr);
+    };
+    cli('--steps', '20', '--out', join(dir, 'a.safetensors'));
+    cli('--steps', '10', '--out', join(dir, 'b.safetensors'));
+    cli('--steps', '20', '--resume', join(dir, 'b.last.safetensors'), '--out', join(dir, 'b.safetensors'));
+    const a = decodeSafetensors(readFileSync(join(dir, 'a.last.safetensors')), 'a'), b = decodeSafetensors(readFileSync(join(dir, 'b.last.safetensors')), 'b');
+    assert.deepEqual([...a.tensors.keys()].sort(), [...b.tensors.keys()].sort());
+    assert.ok(a.tensors.has('optimizer.exp_avg.rnn.weight_hh_l1'), 'optimizer state saved');
+    for (const [k, t] of a.tensors) assert.deepEqual(Array.from(b.tensors.get(k)!.data), Array.from(t.data), k);
+  });
 
   test('bad use gets a clear error', () => {
     const m = new CharLM(be, { cell: 'lstm', vocabSize: 10, embedding: 4, hidden: 5, layers: 1, dropout: 0 });
