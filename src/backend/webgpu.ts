@@ -426,11 +426,23 @@ const K: Record<string, KernelDef> = {
   }`,
   },
   drawToken: { // ids[outSlot] = the token drawn from softmax(logits / T) with uniform U[uSlot] (as sample.ts draws)
-    args: ['L', 'U', 'ids'], writes: ['ids'], params: ['V', 'uSlot', 'outSlot', 'invT'], floats: ['invT'], wg: 1,
-    body: `var mx = -3.4e38; for (var j = 0u; j < u.V; j++) { mx = max(mx, $L[j]); }
-  var sum = 0.0; for (var j = 0u; j < u.V; j++) { sum += exp(($L[j] - mx) * u.invT); }
+    // 256 threads: the max and the exponentials in parallel, then one thread walks them in order
+    args: ['L', 'U', 'ids'], writes: ['ids'], params: ['V', 'uSlot', 'outSlot', 'invT'], floats: ['invT'], wg: 256,
+    decls: `var<workgroup> red: array<f32, 256>;\nvar<workgroup> ex: array<f32, 4096>;`,
+    body: `let k = lid.x; var mx = -3.4e38; for (var j = k; j < u.V; j += 256u) { mx = max(mx, $L[j]); }
+  red[k] = mx; workgroupBarrier();
+  for (var q = 128u; q > 0u; q >>= 1u) { if (k < q) { red[k] = max(red[k], red[k + q]); } workgroupBarrier(); }
+  mx = red[0];
+  let cached = u.V <= 4096u;
+  if (cached) { for (var j = k; j < u.V; j += 256u) { ex[j] = exp(($L[j] - mx) * u.invT); } }
+  workgroupBarrier();
+  if (k != 0u) { return; }
+  var sum = 0.0;
+  if (cached) { for (var j = 0u; j < u.V; j++) { sum += ex[j]; } }
+  else { for (var j = 0u; j < u.V; j++) { sum += exp(($L[j] - mx) * u.invT); } }
   var x = $U[u.uSlot] * sum; var id = u.V - 1u;
-  for (var j = 0u; j < u.V; j++) { x -= exp(($L[j] - mx) * u.invT); if (x < 0.0) { id = j; break; } }
+  if (cached) { for (var j = 0u; j < u.V; j++) { x -= ex[j]; if (x < 0.0) { id = j; break; } } }
+  else { for (var j = 0u; j < u.V; j++) { x -= exp(($L[j] - mx) * u.invT); if (x < 0.0) { id = j; break; } } }
   $ids[u.outSlot] = f32(id);`,
   },
   // batch norm population statistics: pop = (1 - mom) pop + mom * stat * unb  (one call per statistic)
