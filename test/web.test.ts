@@ -2,9 +2,15 @@
 // (with the COOP/COEP headers the wasm kernels' shared memory needs), and drives Debian's Chromium
 // headless through Playwright. Checks: the bundled model loads on the wasm backend; sampling at T=0.1
 // with the same seed twice gives the same text; the surprisal view's bits per character for a Wikipedia
-// paragraph equals `rnnkit eval` on the same text (to 1e-3); ten seconds of training lower the loss.
-// Writes screenshots of the three views to docs/screenshots/.
-// Skipped (with the reason printed) only where Chromium is not installed (`apt-get install chromium`).
+// paragraph equals `rnnkit eval` on the same text (to 1e-3); ten seconds of training lower the loss; the
+// trained model downloads as a checkpoint and loads back; the page reloads offline. Then, on the webgpu
+// backend (Chromium's WebGPU on SwiftShader, its bundled software Vulkan: --enable-unsafe-webgpu gives
+// headless Chromium that fallback adapter): the same seed at T=0.1 gives the wasm page's text, the
+// surprisal view's bpc equals the wasm page's to 1e-4, a few seconds of training lower the loss, the
+// trained model downloads, and switching back to wasm gives the same text again.
+// Writes screenshots of the three views (and of training on webgpu) to docs/screenshots/.
+// Skipped (with the reason printed) only where Chromium is not installed (`apt-get install chromium`); the
+// webgpu part is skipped, with the page's reason, where the browser offers no WebGPU adapter.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -54,7 +60,7 @@ function wikiParagraph(): string {
   return paras[Math.min(7, paras.length - 1)];
 }
 
-test('playground: bundled model, repeatable sampling, bpc equal to rnnkit eval, training in the page', { skip, timeout: 150_000 }, async () => {
+test('playground: bundled model, repeatable sampling, bpc equal to rnnkit eval, training in the page', { skip, timeout: 240_000 }, async (t) => {
   const t0 = Date.now();
   const vite = await import('vite');
   await vite.build({ configFile: join(root, 'web/vite.config.ts'), logLevel: 'error', customLogger: vite.createLogger('error') });
@@ -65,7 +71,8 @@ test('playground: bundled model, repeatable sampling, bpc equal to rnnkit eval, 
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath: chromiumPath, headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    // --enable-unsafe-webgpu: WebGPU in headless Linux Chromium, on SwiftShader (software Vulkan) here
+    args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-webgpu', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--disable-quic', '--no-first-run', '--disable-dev-shm-usage'],
   });
   const shots = join(root, 'docs/screenshots');
@@ -113,9 +120,12 @@ test('playground: bundled model, repeatable sampling, bpc equal to rnnkit eval, 
     const para = wikiParagraph();
     await page.click('.tab[data-view="surprisal"]');
     await page.fill('#eval-text', para);
-    await page.click('#analyze');
-    await page.waitForFunction("!!document.getElementById('eval-bpc').dataset.bpc", null, { timeout: 30_000 });
-    const pageBpc = Number(await page.getAttribute('#eval-bpc', 'data-bpc'));
+    const measure = async (): Promise<number> => {
+      await page.click('#analyze');
+      await page.waitForFunction("!!document.getElementById('eval-bpc').dataset.bpc", null, { timeout: 60_000 });
+      return Number(await page.getAttribute('#eval-bpc', 'data-bpc'));
+    };
+    const pageBpc = await measure();
     const tmp = mkdtempSync(join(tmpdir(), 'rnnkit-web-'));
     try {
       writeFileSync(join(tmp, 'para.txt'), para);
@@ -135,24 +145,33 @@ test('playground: bundled model, repeatable sampling, bpc equal to rnnkit eval, 
     await page.screenshot({ path: join(shots, 'perplexity.png') });
 
     // ---- training: ten seconds lower the loss
-    await page.click('.tab[data-view="train"]');
-    await page.click('#train-start');
-    await page.waitForFunction("!!document.getElementById('train-stats').dataset.firstLoss", null, { timeout: 20_000 });
-    await page.waitForTimeout(10_000);
-    await page.click('#train-stop');
-    await page.waitForSelector('#train-stats[data-running="0"]', { timeout: 30_000 });
-    const first = Number(await page.getAttribute('#train-stats', 'data-first-loss'));
-    const last = Number(await page.getAttribute('#train-stats', 'data-last-loss'));
-    console.log(`# training in the page: loss ${first.toFixed(3)} -> ${last.toFixed(3)} bits/char; ${await page.textContent('#train-stats')}`);
+    /** Trains for `seconds` after the first loss is shown; the first and last training loss (bits/char). */
+    const train = async (seconds: number): Promise<{ first: number; last: number }> => {
+      await page.click('.tab[data-view="train"]');
+      await page.click('#train-start');
+      await page.waitForFunction("!!document.getElementById('train-stats').dataset.firstLoss", null, { timeout: 60_000 });
+      await page.waitForTimeout(seconds * 1000);
+      await page.click('#train-stop');
+      await page.waitForSelector('#train-stats[data-running="0"]', { timeout: 60_000 });
+      const first = Number(await page.getAttribute('#train-stats', 'data-first-loss'));
+      const last = Number(await page.getAttribute('#train-stats', 'data-last-loss'));
+      console.log(`# training in the page (${await page.getAttribute('body', 'data-backend')}): loss ${first.toFixed(3)} -> ${last.toFixed(3)} bits/char; ${await page.textContent('#train-stats')}`);
+      return { first, last };
+    };
+    const { first, last } = await train(10);
     assert.ok(Number.isFinite(first) && Number.isFinite(last) && last < first - 0.5, `loss ${first} -> ${last}`);
     await page.screenshot({ path: join(shots, 'train.png') });
 
     // the trained model can be downloaded as a checkpoint that rnnkit reads
-    const [download] = await Promise.all([page.waitForEvent('download', { timeout: 15_000 }), page.click('#train-download')])
-      .catch(async (e) => { throw new Error(`${(e as Error).message}; status: ${await page.textContent('#status')}`); });
-    const file = await download.path();
-    const head = readFileSync(file!);
-    assert.ok(head.length > 1000 && JSON.parse(head.subarray(8, 8 + Number(head.readBigUInt64LE(0))).toString()).__metadata__.format === 'rnnkit-charlm/1');
+    const downloadTrained = async (): Promise<Buffer> => {
+      const [download] = await Promise.all([page.waitForEvent('download', { timeout: 30_000 }), page.click('#train-download')])
+        .catch(async (e) => { throw new Error(`${(e as Error).message}; status: ${await page.textContent('#status')}`); });
+      const bytes = readFileSync((await download.path())!);
+      const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString());
+      assert.ok(bytes.length > 1000 && header.__metadata__.format === 'rnnkit-charlm/1');
+      return bytes;
+    };
+    const head = await downloadTrained();
     // ... and any checkpoint file loads back through "Load checkpoint…"
     await page.setInputFiles('#load-file', { name: 'trained.safetensors', mimeType: 'application/octet-stream', buffer: head });
     await page.waitForSelector('body[data-model="trained.safetensors"]', { timeout: 15_000 });
@@ -166,6 +185,55 @@ test('playground: bundled model, repeatable sampling, bpc equal to rnnkit eval, 
     assert.match((await page.getAttribute('body', 'data-backend')) ?? '', /^wasm-/, 'offline: still isolated, on wasm');
     assert.match((await page.getAttribute('body', 'data-model')) ?? '', /bundled/, 'offline: the bundled model loads');
     assert.equal(await sample(0.1, 42, 300), a, 'offline: the same sample');
+
+    // ---- the webgpu backend: the same page, the same results. Chromium's software adapter (SwiftShader) runs
+    // these kernels at ~70 ms per time step, so this part uses shorter texts and a small model on pasted
+    // text (about 40 s); the wasm numbers it compares with are taken on the same inputs just before.
+    const gpuState = await page.getAttribute('body', 'data-webgpu');
+    const gpuInfo = (await page.getAttribute('body', 'data-webgpu-info')) ?? '';
+    const noGpu = gpuState === 'available' ? false : `no WebGPU adapter in this Chromium: ${gpuInfo}`;
+    if (noGpu) console.log(`# web.test: webgpu part skipped: ${noGpu}`);
+    await t.test('webgpu backend: same sample and bpc as wasm, training, download, back to wasm', { skip: noGpu }, async () => {
+      const g0 = Date.now();
+      console.log(`# webgpu adapter: ${gpuInfo}`);
+      const short = para.slice(0, 160);
+      const wasmText = await sample(0.1, 42, 120);
+      assert.ok(a.startsWith(wasmText), 'a shorter sample with the same seed is a prefix of the longer one');
+      await page.click('.tab[data-view="surprisal"]');
+      await page.fill('#eval-text', short);
+      const wasmBpc = await measure();
+      await page.click('.tab[data-view="sample"]');
+      await page.selectOption('#backend', 'webgpu');
+      await page.waitForSelector('body[data-backend="webgpu"]', { timeout: 60_000 })
+        .catch(async (e) => { throw new Error(`${(e as Error).message}; status: ${await page.textContent('#status')}`); });
+      assert.match((await page.getAttribute('body', 'data-model')) ?? '', /bundled/, 'the bundled model moved to webgpu');
+      assert.equal(await sample(0.1, 42, 120), wasmText, 'webgpu: same seed and temperature, the wasm text');
+      await page.click('.tab[data-view="surprisal"]');
+      await page.fill('#eval-text', short);
+      const gpuBpc = await measure();
+      console.log(`# webgpu surprisal view: ${gpuBpc.toFixed(6)} bpc, wasm: ${wasmBpc.toFixed(6)} bpc (${short.length} chars)`);
+      assert.ok(Math.abs(gpuBpc - wasmBpc) < 1e-4, `webgpu page bpc ${gpuBpc} vs wasm page ${wasmBpc}`);
+      assert.equal((await page.$$('#surprisal span')).length, [...short].length, 'one coloured span per character');
+      // training: a small LSTM on 8,000 pasted characters of Wikipedia
+      await page.click('.tab[data-view="train"]');
+      await page.selectOption('#train-source', 'text');
+      await page.fill('#train-text', readFileSync(join(root, 'web/public/wiki-sample.txt'), 'utf8').slice(0, 8000));
+      await page.selectOption('#train-hidden', '32');
+      await page.fill('#train-batch', '16');
+      await page.fill('#train-bptt', '16');
+      await page.fill('#train-lr', '0.01');
+      const gt = await train(6);
+      assert.ok(Number.isFinite(gt.first) && Number.isFinite(gt.last) && gt.last < gt.first - 0.5, `webgpu loss ${gt.first} -> ${gt.last}`);
+      await page.screenshot({ path: join(shots, 'webgpu.png') });
+      const ck = await downloadTrained();
+      await page.setInputFiles('#load-file', { name: 'webgpu-trained.safetensors', mimeType: 'application/octet-stream', buffer: ck });
+      await page.waitForSelector('body[data-model="webgpu-trained.safetensors"]', { timeout: 30_000 });
+      assert.match((await page.textContent('#model-info')) ?? '', /LSTM 1×32/);
+      await page.selectOption('#backend', 'wasm');
+      await page.waitForSelector('body[data-backend^="wasm-"]', { timeout: 60_000 });
+      assert.match((await page.textContent('#model-info')) ?? '', /LSTM 1×32/, 'the loaded model moved back to wasm');
+      console.log(`# webgpu part: ${((Date.now() - g0) / 1000).toFixed(1)} s`);
+    });
 
     assert.deepEqual(errors, [], 'no errors in the page');
     assert.deepEqual(outside, [], 'no requests outside localhost');

@@ -1,6 +1,6 @@
 // The playground page: three views (sample, surprisal, train) talking to the model worker.
 
-import type { Analysis, ModelInfo, Reply, Request, TrainConfig, TrainPoint } from './protocol.js';
+import type { Analysis, BackendChoice, ModelInfo, Reply, Request, TrainConfig, TrainPoint } from './protocol.js';
 import simdUrl from '../../dist/wasm/rnnkit-simd.wasm?url';
 import relaxedUrl from '../../dist/wasm/rnnkit-relaxed.wasm?url';
 
@@ -24,7 +24,9 @@ for (const b of document.querySelectorAll<HTMLButtonElement>('.tab')) {
 // ---------------------------------------------------------------- model bar
 
 let ready = false;
+let modelNow: ModelInfo | null = null;
 function showModel(m: ModelInfo | null): void {
+  modelNow = m;
   $('model-info').textContent = m
     ? `${m.name}: ${m.cell.toUpperCase()} ${m.layers}×${m.hidden}, ${m.vocab} vocabulary (${m.vocabSize}), ${int(m.params)} parameters` +
       (m.steps !== null ? `, ${int(m.steps)} steps` : '') + (m.bestBpc !== null ? `, validation ${fmt(m.bestBpc)} bpc` : '')
@@ -41,6 +43,32 @@ $<HTMLInputElement>('load-file').addEventListener('change', async (ev) => {
   send({ type: 'loadModel', bytes, name: f.name }, [bytes]);
 });
 $('download-current').addEventListener('click', () => send({ type: 'download', which: 'current' }));
+
+// ---------------------------------------------------------------- backend (wasm | webgpu)
+
+const backendSelect = $<HTMLSelectElement>('backend');
+let backendNow: { choice: BackendChoice; kind: string; detail: string } = { choice: 'wasm', kind: '', detail: '' };
+let switching = false, training = false;
+
+function showBackend(): void {
+  const { kind, detail } = backendNow;
+  $('status').textContent = kind === 'js' ? `JS backend (${detail})` : kind === 'webgpu' ? 'webgpu backend' : `${kind} backend`;
+  $('status').title = kind === 'webgpu' ? `rnnkit WGSL kernels on ${detail}, in a Web Worker` : kind === 'js' ? detail : 'rnnkit WebAssembly kernels in a Web Worker';
+  document.body.dataset.backend = kind;
+  backendSelect.value = backendNow.choice;
+  backendSelect.disabled = !ready || switching || training;
+}
+
+function switchBackend(choice: BackendChoice): void {
+  if (switching || choice === backendNow.choice) { backendSelect.value = backendNow.choice; return; }
+  switching = true;
+  backendSelect.disabled = true;
+  $('status').textContent = `switching to ${choice}…`;
+  document.body.dataset.backend = 'switching';
+  for (const id of ['generate', 'analyze', 'download-current', 'train-start']) $<HTMLButtonElement>(id).disabled = true;
+  send({ type: 'setBackend', backend: choice });
+}
+backendSelect.addEventListener('change', () => switchBackend(backendSelect.value as BackendChoice));
 
 // ---------------------------------------------------------------- sample
 
@@ -174,6 +202,8 @@ $('train-start').addEventListener('click', () => {
   $<HTMLButtonElement>('train-stop').disabled = false;
   $<HTMLButtonElement>('train-use').disabled = true;
   $<HTMLButtonElement>('train-download').disabled = true;
+  training = true;
+  backendSelect.disabled = true;
   send({ type: 'train', config: trainConfig() });
   drawChart();
 });
@@ -261,19 +291,38 @@ window.addEventListener('resize', drawChart);
 worker.onmessage = (ev: MessageEvent<Reply>) => {
   const m = ev.data;
   switch (m.type) {
-    case 'ready':
+    case 'ready': {
       ready = true;
-      $('status').textContent = m.backend === 'js' ? `JS backend (${m.fallbackReason})` : `${m.backend} backend`;
-      $('status').title = m.fallbackReason ?? 'rnnkit WebAssembly kernels in a Web Worker';
+      backendNow = { choice: 'wasm', kind: m.backend, detail: m.fallbackReason ?? 'WebAssembly kernels' };
+      const [wasmOpt, gpuOpt] = [...backendSelect.options];
+      wasmOpt.textContent = m.backend === 'js' ? 'js (no WebAssembly kernels)' : m.backend;
+      wasmOpt.title = m.fallbackReason ?? 'rnnkit WebAssembly SIMD kernels, one thread';
+      gpuOpt.disabled = !m.webgpu.available;
+      gpuOpt.textContent = m.webgpu.available ? `webgpu: ${m.webgpu.adapter}` : `webgpu (unavailable: ${m.webgpu.reason})`;
+      gpuOpt.title = gpuOpt.textContent;
+      document.body.dataset.webgpu = m.webgpu.available ? 'available' : 'unavailable';
+      document.body.dataset.webgpuInfo = m.webgpu.available ? m.webgpu.adapter : m.webgpu.reason;
+      $('backend-choice').title = m.webgpu.available ? `WebGPU adapter: ${m.webgpu.adapter}` : `WebGPU: ${m.webgpu.reason}`;
+      showBackend();
       showModel(m.model);
       if (m.modelError) $('model-info').textContent = `the bundled model did not load: ${m.modelError}`;
       $<HTMLButtonElement>('train-start').disabled = false;
       document.body.dataset.ready = '1';
       document.body.dataset.backend = m.backend;
       void registerServiceWorker([...workerFiles, m.workerUrl]);
+      // ?backend=webgpu starts on WebGPU where the browser has it
+      if (new URLSearchParams(location.search).get('backend') === 'webgpu' && m.webgpu.available) switchBackend('webgpu');
+      break;
+    }
+    case 'backend':
+      switching = false;
+      backendNow = { choice: m.choice, kind: m.backend, detail: m.detail };
+      showBackend();
+      showModel(m.model);
+      $<HTMLButtonElement>('train-start').disabled = training;
       break;
     case 'model':
-      $('status').textContent = $('status').textContent!.replace(/^loading.*$/, 'model loaded');
+      showBackend();
       showModel(m.model);
       break;
     case 'sampleChunk': {
@@ -302,6 +351,8 @@ worker.onmessage = (ev: MessageEvent<Reply>) => {
       drawChart();
       break;
     case 'trainDone':
+      training = false;
+      showBackend();
       $('train-stats').dataset.running = '0';
       trainStats();
       $('train-stats').textContent += ` — stopped after ${int(m.steps)} steps`;
@@ -320,7 +371,17 @@ worker.onmessage = (ev: MessageEvent<Reply>) => {
     }
     case 'error':
       $('status').textContent = `error (${m.context}): ${m.message}`;
+      if (m.context === 'setBackend') {
+        switching = false;
+        showModel(modelNow);
+        $<HTMLButtonElement>('train-start').disabled = training;
+        const msg = `could not switch the backend: ${m.message}`;
+        showBackend();
+        $('status').textContent = msg;
+      }
       if (m.context === 'train') {
+        training = false;
+        backendSelect.disabled = switching;
         $('train-stats').dataset.running = '0';
         $('train-stats').textContent = `error: ${m.message}`;
         $<HTMLButtonElement>('train-start').disabled = !ready;

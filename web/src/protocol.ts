@@ -41,8 +41,15 @@ export interface Analysis {
   seconds: number;
 }
 
+/** The backends the page offers: 'wasm' (the WebAssembly kernels, or the JS fallback) and 'webgpu'. */
+export type BackendChoice = 'wasm' | 'webgpu';
+
+/** Whether the worker can run the webgpu backend: an adapter's description, or why not. */
+export type WebGPUAvailability = { available: true; adapter: string } | { available: false; reason: string };
+
 export type Request =
   | { type: 'init'; modelUrl: string; wikiUrl: string; simdUrl: string; relaxedUrl: string }
+  | { type: 'setBackend'; backend: BackendChoice }
   | { type: 'loadModel'; bytes: ArrayBuffer; name: string }
   | { type: 'sample'; id: number; prime: string; temperature: number; length: number; seed: number }
   | { type: 'stopSample' }
@@ -63,7 +70,9 @@ export interface TrainPoint {
 }
 
 export type Reply =
-  | { type: 'ready'; backend: string; fallbackReason: string | null; model: ModelInfo | null; modelError?: string; wikiChars: number; workerUrl: string }
+  | { type: 'ready'; backend: string; fallbackReason: string | null; model: ModelInfo | null; modelError?: string; wikiChars: number; workerUrl: string; webgpu: WebGPUAvailability }
+  /** The backend now in use (after setBackend): `backend` is 'webgpu' or the wasm backend's kind; `detail` the adapter or kernels. */
+  | { type: 'backend'; choice: BackendChoice; backend: string; detail: string; model: ModelInfo | null }
   | { type: 'model'; model: ModelInfo }
   | { type: 'sampleChunk'; id: number; text: string }
   | { type: 'sampleDone'; id: number; tokens: number; seconds: number; stopped: boolean }

@@ -1,15 +1,22 @@
-// The playground's model worker: all computation runs here, on rnnkit's wasm backend (one thread), so
-// that the page stays responsive. It holds the "current" model (sampling, surprisal) and, while or after
-// training, the model being trained.
+// The playground's model worker: all computation runs here, on rnnkit's wasm backend (one thread) or, when
+// the browser has WebGPU and the user picks it, on the webgpu backend, so that the page stays responsive.
+// It holds the "current" model (sampling, surprisal) and, while or after training, the model being trained.
+//
+// The webgpu backend is deferred (src/backend/webgpu.ts): kernels are recorded and run later, so host reads
+// of a buffer first await syncHost (the surprisal view's logits, checkpoint bytes), losses come from the
+// device (Trainer.stepAsync, evaluateStream) and sampling runs on the device (sampleIdsAsync). On wasm
+// these are no-ops. Switching the backend moves the models across through their checkpoint bytes.
 
 import { installBufferShim } from './buffer-shim.js';
-import type { Analysis, ModelInfo, Reply, Request, TrainConfig, TrainPoint } from './protocol.js';
+import type { Analysis, BackendChoice, ModelInfo, Reply, Request, TrainConfig, TrainPoint, WebGPUAvailability } from './protocol.js';
 import type { Backend } from '../../src/backend/backend.js';
+import { deferredLoss, syncHost } from '../../src/backend/sync.js';
 import { createBrowserBackend } from '../../src/backend/wasm-browser.js';
+import { createWebGPUBackend, type WebGPUBackend } from '../../src/backend/webgpu.js';
 import { ByteVocab, type Vocab } from '../../src/data/vocab.js';
 import type { CharLM } from '../../src/models/charlm.js';
-import { checkpointFromBytes, checkpointToBytes } from '../../src/train/checkpoint.js';
-import { evaluateStream } from '../../src/train/evaluate.js';
+import { checkpointFromBytes, checkpointToBytes, syncCheckpointBuffers } from '../../src/train/checkpoint.js';
+import { result as evalResult } from '../../src/train/evaluate.js';
 import { sampleIdsAsync } from '../../src/train/sample.js';
 import { Trainer } from '../../src/train/trainer.js';
 
@@ -20,9 +27,86 @@ const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
 
 interface Loaded { model: CharLM; vocab: Vocab; info: ModelInfo }
 
+/** The backend in use: the wasm one (or its JS fallback) or the webgpu one. */
 let be: Backend | null = null;
+let choice: BackendChoice = 'wasm';
+let wasm: { backend: Backend; kind: string; fallbackReason: string | null } | null = null;
+let gpu: WebGPUBackend | null = null;
+let webgpu: WebGPUAvailability = { available: false, reason: 'not probed yet' };
+let switching = false;
 let current: Loaded | null = null;
 let wiki: Uint8Array = new Uint8Array(0);
+
+// ---------------------------------------------------------------- backends
+
+/** Whether this worker can run WebGPU: navigator.gpu and an adapter (the device is made when chosen). */
+async function probeWebGPU(): Promise<WebGPUAvailability> {
+  const gpuApi = (self.navigator as unknown as { gpu?: GPU }).gpu;
+  if (!gpuApi) {
+    return { available: false, reason: self.isSecureContext === false
+      ? 'WebGPU needs a secure context (https or localhost)' : 'this browser has no WebGPU (no navigator.gpu)' };
+  }
+  try {
+    const a = (await gpuApi.requestAdapter({ powerPreference: 'high-performance' })) ?? (await gpuApi.requestAdapter());
+    if (!a) return { available: false, reason: 'no WebGPU adapter (WebGPU is disabled or there is no usable GPU)' };
+    return { available: true, adapter: describeAdapter(a) };
+  } catch (e) {
+    return { available: false, reason: `requestAdapter failed: ${(e as Error).message}` };
+  }
+}
+
+function describeAdapter(a: GPUAdapter): string {
+  const info = a.info as (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined;
+  const name = info?.description || [info?.vendor, info?.architecture, info?.device].filter(Boolean).join(' ') || 'unnamed adapter';
+  const fallback = info?.isFallbackAdapter ?? (a as { isFallbackAdapter?: boolean }).isFallbackAdapter;
+  return fallback ? `${name} (fallback adapter)` : name;
+}
+
+function backendReply(): Reply {
+  return {
+    type: 'backend', choice,
+    backend: choice === 'webgpu' ? 'webgpu' : wasm!.kind,
+    detail: choice === 'webgpu' ? (webgpu.available ? webgpu.adapter : gpu!.adapterInfo) : (wasm!.fallbackReason ?? 'WebAssembly kernels'),
+    model: current?.info ?? null,
+  };
+}
+
+/** The same model on another backend (through its checkpoint bytes: weights, vocabulary, configuration). */
+async function moveModel(l: Loaded, to: Backend): Promise<Loaded> {
+  await syncCheckpointBuffers(l.model);
+  const ck = checkpointFromBytes(checkpointToBytes(l.model, l.vocab), l.info.name, to);
+  return { model: ck.model, vocab: ck.vocab, info: l.info };
+}
+
+async function setBackend(want: BackendChoice): Promise<void> {
+  if (training || switching) throw new Error(training ? 'stop training before switching the backend' : 'the backend is being switched');
+  switching = true;
+  try {
+    await exclusive(async () => {
+      let target: Backend;
+      if (want === 'webgpu') {
+        if (!webgpu.available) throw new Error(`WebGPU is not available here: ${webgpu.reason}`);
+        gpu ??= await createWebGPUBackend();
+        target = gpu;
+      } else {
+        target = wasm!.backend;
+      }
+      if (target !== be) {
+        const moved = new Map<Loaded, Loaded>(); // current and trained may be one model
+        const move = async (l: Loaded | null): Promise<Loaded | null> => {
+          if (!l) return null;
+          if (!moved.has(l)) moved.set(l, await moveModel(l, target));
+          return moved.get(l)!;
+        };
+        const c = await move(current), t = await move(trained);
+        current = c; trained = t; be = target; choice = want;
+      }
+      post(backendReply());
+    });
+  } finally {
+    switching = false;
+  }
+}
 
 // ---------------------------------------------------------------- models
 
@@ -95,10 +179,15 @@ async function analyze(model: CharLM, vocab: Vocab, text: string): Promise<Analy
   const bitsTok = new Float64Array(ids.length).fill(NaN);
   const topTok: [string, number][][] = [[]];
   const lp = new Float64Array(V);
+  // One pass that is evaluateStream (the same chunks, forward and loss calls, so the same bits per character)
+  // and also reads each chunk's logits for the per-character view.
+  let nats = 0;
   model.resetState(1);
   for (let i = 0; i + 1 < ids.length; i += T) {
     const t = Math.min(T, ids.length - 1 - i);
     const logits = model.forward(ids.subarray(i, i + t), t, 1, false);
+    nats += model.loss(ids.subarray(i + 1, i + 1 + t)) * t; // NaN on webgpu: the sum comes from the device
+    await syncHost(model.be, [logits]); // deferred backends (webgpu): the logits come back from the device
     for (let r = 0; r < t; r++) {
       const o = r * V;
       let mx = -Infinity;
@@ -119,7 +208,7 @@ async function analyze(model: CharLM, vocab: Vocab, text: string): Promise<Analy
       topTok.push(best.map((j) => [tokenText(vocab, j), Math.exp(lp[j])]));
     }
   }
-  const ev = await evaluateStream(model, ids);
+  const ev = evalResult(await deferredLoss(model.be, nats), ids.length - 1);
   const chars: string[] = [], bits: number[] = [], top: [string, number][][] = [];
   let b = 0;
   for (const ch of text) {
@@ -141,6 +230,7 @@ let trained: Loaded | null = null;
 
 async function train(cfg: TrainConfig): Promise<void> {
   if (training) throw new Error('training is already running');
+  if (switching) throw new Error('the backend is being switched');
   const vocab = new ByteVocab();
   const bytes = cfg.source === 'text' ? new TextEncoder().encode(cfg.text ?? '') : wiki;
   if (bytes.length < 2000) throw new Error(`the training text has ${bytes.length} bytes; paste at least 2,000 characters`);
@@ -164,14 +254,23 @@ async function train(cfg: TrainConfig): Promise<void> {
   let rateT = t0, rateChars = 0, rate = 0;
   const point = (validBpc?: number): TrainPoint => {
     const now = performance.now();
-    if (now - rateT > 500) { rate = (trainer.state.chars - rateChars) / ((now - rateT) / 1000); rateT = now; rateChars = trainer.state.chars; }
+    if (validBpc === undefined && now - rateT > 500) { rate = (trainer.state.chars - rateChars) / ((now - rateT) / 1000); rateT = now; rateChars = trainer.state.chars; }
     const p: TrainPoint = { step: trainer.state.step, seconds: (now - t0) / 1000, loss: lossSum / Math.max(1, lossN) / Math.LN2, charsPerSec: rate };
     if (validBpc !== undefined) p.validBpc = validBpc;
     return p;
   };
+  // Pipelined: on webgpu the device runs step k while step k + 1 is recorded (the loss returned is the
+  // previous step's); drain() before validating and at the end. On wasm each step's own loss comes back.
+  // On a deferred backend the device's loss slot is shared: steps and validations take turns with sampling
+  // and the surprisal view (exclusive) so that no loss of theirs is read as another's.
+  const turn = <T>(f: () => Promise<T>): Promise<T> => (be!.deferred ? exclusive(f) : f());
+  const drain = async (): Promise<void> => {
+    const l = await trainer.drain();
+    if (!Number.isNaN(l)) { lossSum += l; lossN++; }
+  };
   try {
     while (!run.stop) {
-      lossSum += await trainer.stepAsync();
+      lossSum += await turn(() => trainer.stepAsync(true));
       lossN++;
       const now = performance.now();
       if (now - lastPost > 250) {
@@ -180,17 +279,20 @@ async function train(cfg: TrainConfig): Promise<void> {
         lossSum = 0; lossN = 0; lastPost = now;
       }
       if (now - lastValid > 3000) {
-        const v = await trainer.validate();
-        if (v) post({ type: 'trainProgress', point: { ...point(), loss: NaN, validBpc: v.bpc } });
+        await drain();
+        const v = await turn(() => trainer.validate());
+        if (v) post({ type: 'trainProgress', point: { ...point(v.bpc), loss: NaN } });
         lastValid = performance.now();
         rateT = lastValid; rateChars = trainer.state.chars; // validation time is not training time
       }
       if (now - lastYield > 50) { await tick(); lastYield = performance.now(); }
     }
-    const v = await trainer.validate();
+    await drain();
+    if (lossN > 0) post({ type: 'trainProgress', point: point() });
+    const v = await turn(() => trainer.validate());
     if (v) {
       trainer.state.bestBpc = v.bpc;
-      post({ type: 'trainProgress', point: { ...point(), loss: NaN, validBpc: v.bpc } });
+      post({ type: 'trainProgress', point: { ...point(v.bpc), loss: NaN } });
     }
     trainer.state.seconds = (performance.now() - t0) / 1000;
     trained = { model: trainer.model, vocab, info: infoOf('trained in the page', trainer.model, vocab, trainer.state.step, v?.bpc ?? null) };
@@ -211,8 +313,13 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
 async function handle(m: Request): Promise<void> {
   switch (m.type) {
     case 'init': {
-      const b = await createBrowserBackend({ simd: () => fetchBytes(m.simdUrl), relaxed: () => fetchBytes(m.relaxedUrl) });
+      const [b, g] = await Promise.all([
+        createBrowserBackend({ simd: () => fetchBytes(m.simdUrl), relaxed: () => fetchBytes(m.relaxedUrl) }),
+        probeWebGPU(),
+      ]);
+      wasm = b;
       be = b.backend;
+      webgpu = g;
       let modelError: string | undefined;
       try {
         current = load(await fetchBytes(m.modelUrl), 'model.safetensors (bundled)');
@@ -220,9 +327,12 @@ async function handle(m: Request): Promise<void> {
         modelError = (e as Error).message;
       }
       try { wiki = await fetchBytes(m.wikiUrl); } catch { wiki = new Uint8Array(0); }
-      post({ type: 'ready', backend: b.kind, fallbackReason: b.fallbackReason, model: current?.info ?? null, modelError, wikiChars: wiki.length, workerUrl: self.location.href });
+      post({ type: 'ready', backend: b.kind, fallbackReason: b.fallbackReason, model: current?.info ?? null, modelError, wikiChars: wiki.length, workerUrl: self.location.href, webgpu });
       break;
     }
+    case 'setBackend':
+      await setBackend(m.backend);
+      break;
     case 'loadModel':
       await exclusive(() => {
         current = load(new Uint8Array(m.bytes), m.name);
@@ -259,7 +369,10 @@ async function handle(m: Request): Promise<void> {
       if (!src) throw new Error(`no ${m.which} model to download`);
       const state = m.which === 'trained' && src.info.steps !== null
         ? { step: src.info.steps, epoch: 0, position: 0, bestBpc: src.info.bestBpc, seconds: 0, chars: 0 } : undefined;
-      const out = checkpointToBytes(src.model, src.vocab, state);
+      const out = await exclusive(async () => {
+        await syncCheckpointBuffers(src.model); // deferred backends: the weights come back from the device
+        return checkpointToBytes(src.model, src.vocab, state);
+      });
       const bytes = out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength) as ArrayBuffer;
       post({ type: 'checkpoint', bytes, name: m.which === 'trained' ? 'rnnkit-playground.safetensors' : 'model.safetensors' }, [bytes]);
       break;
