@@ -147,6 +147,8 @@ export interface Backend {
   mul(n: number, a: Buf, aOff: number, b: Buf, bOff: number, y: Buf, yOff: number): void;
   /** y[i] += x[i]. */
   addTo(n: number, x: Buf, xOff: number, y: Buf, yOff: number): void;
+  /** Optional: y[i] = a[i] + b[i] (one kernel where copy + addTo would be two: device backends). */
+  add?(n: number, a: Buf, aOff: number, b: Buf, bOff: number, y: Buf, yOff: number): void;
   /** x[i] *= s. */
   scale(n: number, s: number, x: Buf, xOff: number): void;
   /** sum of x[i]^2 in double precision. */

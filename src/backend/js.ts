@@ -235,6 +235,9 @@ export class JsBackend implements Backend {
   mul(n: number, a: Buf, aOff: number, b: Buf, bOff: number, y: Buf, yOff: number): void {
     for (let i = 0; i < n; i++) y[yOff + i] = a[aOff + i] * b[bOff + i];
   }
+  add(n: number, a: Buf, aOff: number, b: Buf, bOff: number, y: Buf, yOff: number): void {
+    for (let i = 0; i < n; i++) y[yOff + i] = a[aOff + i] + b[bOff + i];
+  }
   addTo(n: number, x: Buf, xOff: number, y: Buf, yOff: number): void {
     for (let i = 0; i < n; i++) y[yOff + i] += x[xOff + i];
   }

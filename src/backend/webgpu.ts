@@ -250,6 +250,8 @@ const K: Record<string, KernelDef> = {
 
   mul: { args: ['a', 'b', 'y'], writes: ['y'], params: ['n', 'aOff', 'bOff', 'yOff'], wg: EW,
     body: `if (gid >= u.n) { return; } $y[u.yOff + gid] = $a[u.aOff + gid] * $b[u.bOff + gid];` },
+  add: { args: ['a', 'b', 'y'], writes: ['y'], params: ['n', 'aOff', 'bOff', 'yOff'], wg: EW,
+    body: `if (gid >= u.n) { return; } $y[u.yOff + gid] = $a[u.aOff + gid] + $b[u.bOff + gid];` },
   addTo: { args: ['x', 'y'], writes: ['y'], params: ['n', 'xOff', 'yOff'], wg: EW,
     body: `if (gid >= u.n) { return; } $y[u.yOff + gid] = $y[u.yOff + gid] + $x[u.xOff + gid];` },
   scale: { args: ['x'], writes: ['x'], params: ['n', 'xOff', 's'], floats: ['s'], wg: EW,
@@ -923,6 +925,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 
   mul(n: number, a: Buf, aOff: number, b: Buf, bOff: number, y: Buf, yOff: number): void {
     if (n) this.run('mul', [a, b, y], [n, aOff, bOff, yOff], Math.ceil(n / EW));
+  }
+  add(n: number, a: Buf, aOff: number, b: Buf, bOff: number, y: Buf, yOff: number): void {
+    if (n) this.run('add', [a, b, y], [n, aOff, bOff, yOff], Math.ceil(n / EW));
   }
   addTo(n: number, x: Buf, xOff: number, y: Buf, yOff: number): void {
     if (n) this.run('addTo', [x, y], [n, xOff, yOff], Math.ceil(n / EW));

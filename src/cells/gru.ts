@@ -9,7 +9,7 @@
 // (kept in ws.hp, the backward needs its n part) and one fused kernel writing r, z, n into ws.act.
 
 import type { Backend, Buf } from '../backend/backend.js';
-import type { LayerSizes, Workspace } from './workspace.js';
+import { addInto, type LayerSizes, type Workspace } from './workspace.js';
 import { StepMatmul, type CellWeights } from './weights.js';
 
 export function gruForward(be: Backend, w: CellWeights, ws: Workspace, s: LayerSizes, x: Buf, xOff: number): void {
@@ -32,8 +32,7 @@ export function gruBackward(be: Backend, w: CellWeights, ws: Workspace, s: Layer
   const whh = new StepMatmul(be, false, G, H, w.whh.data, H, T);
   for (let k = T - 1; k >= 0; k--) {
     const t = rev ? T - 1 - k : k, prev = (rev ? t + 1 : t) * BH, o = t * B * G;
-    be.copy(BH, ws.dhc, 0, ws.dh, 0);
-    be.addTo(BH, dy, dyOff + t * BH, ws.dh, 0);
+    addInto(be, BH, ws.dhc, 0, dy, dyOff + t * BH, ws.dh, 0);
     // writes dxp (into dgates), dhp, and dhc = dh * z
     be.gruCellBackward(B, H, ws.act, o, ws.hp, o, ws.h, prev, ws.dh, 0, ws.dgates, o, ws.dhp, o, ws.dhc, 0);
     // dh_{t-1} += dhp[t] W_hh     [B, 3H] x [3H, H]

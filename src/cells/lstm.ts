@@ -12,7 +12,7 @@
 // of all steps are one multiply each.
 
 import type { Backend, Buf } from '../backend/backend.js';
-import type { LayerSizes, Workspace } from './workspace.js';
+import { addInto, type LayerSizes, type Workspace } from './workspace.js';
 import { StepMatmul, type CellWeights } from './weights.js';
 
 /**
@@ -49,8 +49,7 @@ export function lstmBackward(be: Backend, w: CellWeights, ws: Workspace, s: Laye
   for (let k = T - 1; k >= 0; k--) {
     const t = rev ? T - 1 - k : k, prev = (rev ? t + 1 : t) * BH, out = (rev ? t : t + 1) * BH;
     // dh = dy[t] + dh carried from step t+1
-    be.copy(BH, ws.dhc, 0, ws.dh, 0);
-    be.addTo(BH, dy, dyOff + t * BH, ws.dh, 0);
+    addInto(be, BH, ws.dhc, 0, dy, dyOff + t * BH, ws.dh, 0);
     be.lstmCellBackward(B, H, ws.gates, t * B * G, ws.c, prev, ws.c, out, ws.dh, 0, ws.dc, 0, ws.dgates, t * B * G);
     // dh_{t-1} = dgates[t] W_hh      [B, 4H] x [4H, H]
     whh.run(B, ws.dgates, t * B * G, G, 0, ws.dhc, 0, H);

@@ -16,7 +16,7 @@ import { copy2d } from '../backend/generic.js';
 import { JsBackend } from '../backend/js.js';
 import type { GateNorm } from '../norm/norm.js';
 import type { CellWeights } from './weights.js';
-import type { LayerSizes, Workspace } from './workspace.js';
+import { addInto, type LayerSizes, type Workspace } from './workspace.js';
 
 export type CellType = 'lstm' | 'gru' | 'rnn';
 
@@ -118,8 +118,7 @@ export function normCellBackward(a: NormCellArgs, s: LayerSizes, x: Buf, xOff: n
   // dpre: gradient w.r.t. the pre-activations (LSTM gates, GRU xp, RNN a), [T, B, G], kept in ws.dgates
   for (let k = T - 1; k >= 0; k--) {
     const t = rev ? T - 1 - k : k, prev = (rev ? t + 1 : t) * BH, out = (rev ? t : t + 1) * BH, o = t * BG;
-    be.copy(BH, ws.dhc, 0, ws.dh, 0);
-    be.addTo(BH, dy, dyOff + t * BH, ws.dh, 0);
+    addInto(be, BH, ws.dhc, 0, dy, dyOff + t * BH, ws.dh, 0);
     if (mask) { be.copy(BH, ws.dh, 0, nws.saveDh, 0); if (cell === 'lstm') be.copy(BH, ws.dc, 0, nws.saveDc, 0); }
     if (cell === 'lstm') {
       if (norm?.has('c')) {

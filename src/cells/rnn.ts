@@ -7,7 +7,7 @@
 // outputs need no copy (forward: slots 1..T; reversed: slots 0..T-1, the initial state in slot T).
 
 import type { Activation, Backend, Buf } from '../backend/backend.js';
-import type { LayerSizes, Workspace } from './workspace.js';
+import { addInto, type LayerSizes, type Workspace } from './workspace.js';
 import { StepMatmul, type CellWeights } from './weights.js';
 
 export function rnnForward(be: Backend, f: Activation, w: CellWeights, ws: Workspace, s: LayerSizes, x: Buf, xOff: number): void {
@@ -31,8 +31,7 @@ export function rnnBackward(be: Backend, f: Activation, w: CellWeights, ws: Work
   const whh = new StepMatmul(be, false, H, H, w.whh.data, H, T);
   for (let k = T - 1; k >= 0; k--) {
     const t = rev ? T - 1 - k : k, out = (rev ? t : t + 1) * BH;
-    be.copy(BH, ws.dhc, 0, ws.dh, 0);
-    be.addTo(BH, dy, dyOff + t * BH, ws.dh, 0);
+    addInto(be, BH, ws.dhc, 0, dy, dyOff + t * BH, ws.dh, 0);
     be.rnnCellBackward(f, B, H, ws.h, out, ws.dh, 0, ws.dgates, t * BH);                     // da = dh f'(a)
     whh.run(B, ws.dgates, t * BH, H, 0, ws.dhc, 0, H); // dh_{t-1} = da W_hh
   }

@@ -22,6 +22,12 @@ export function slots(T: number, reverse: boolean): { init: number; final: numbe
   return reverse ? { init: T, final: 0, outputs: 0 } : { init: 0, final: T, outputs: 1 };
 }
 
+/** y = a + b: one kernel where the backend has `add` (device backends count dispatches), else copy + addTo. */
+export function addInto(be: Backend, n: number, a: Buf, aOff: number, b: Buf, bOff: number, y: Buf, yOff: number): void {
+  if (be.add) be.add(n, a, aOff, b, bOff, y, yOff);
+  else { be.copy(n, a, aOff, y, yOff); be.addTo(n, b, bOff, y, yOff); }
+}
+
 export class Workspace {
   capTB = 0;
   /** h[t] for t = 0..T: h[0] is the initial state, h[1..T] the outputs. [(T+1), B, H] */
@@ -66,11 +72,10 @@ export class Workspace {
     }
     if (T * B <= this.capTB) return;
     const be = this.be, H = this.H, G = this.G;
-    if (this.capTB > 0) for (const k of ['h', 'c', 'gates', 'hp', 'act', 'dgates', 'dhp', 'dx'] as const) if (this[k]) be.free(this[k]);
-    const old = this.capTB;
+    // the initial state h[0] / c[0] moves to the new buffers on the backend (a device backend's host copy may be stale)
+    const oldH = this.capTB > 0 ? this.h : null, oldC = this.capTB > 0 && this.hasCell ? this.c : null;
+    if (this.capTB > 0) for (const k of ['gates', 'hp', 'act', 'dgates', 'dhp', 'dx'] as const) if (this[k]) be.free(this[k]);
     this.capTB = T * B;
-    const h0 = old > 0 ? this.h.slice(0, B * H) : null;
-    const c0 = old > 0 && this.hasCell ? this.c.slice(0, B * H) : null;
     this.h = be.alloc((T + 1) * B * H);
     this.c = be.alloc(this.hasCell ? (T + 1) * B * H : 0);
     this.gates = be.alloc(G > 1 ? T * B * G * H : 0);
@@ -79,7 +84,7 @@ export class Workspace {
     this.dgates = be.alloc(T * B * G * H);
     this.dhp = be.alloc(this.hasHp ? T * B * 3 * H : 0);
     this.dx = be.alloc(T * B * this.I);
-    if (h0) this.h.set(h0);
-    if (c0) this.c.set(c0);
+    if (oldH) { be.copy(B * H, oldH, 0, this.h, 0); be.free(oldH); }
+    if (oldC) { be.copy(B * H, oldC, 0, this.c, 0); be.free(oldC); }
   }
 }
