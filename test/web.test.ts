@@ -145,12 +145,16 @@ test('playground: bundled model, repeatable sampling, bpc equal to rnnkit eval, 
     await page.screenshot({ path: join(shots, 'perplexity.png') });
 
     // ---- training: ten seconds lower the loss
-    /** Trains for `seconds` after the first loss is shown; the first and last training loss (bits/char). */
-    const train = async (seconds: number): Promise<{ first: number; last: number }> => {
+    /**
+     * Trains for `seconds` after the first loss is shown (and on until `minSteps` steps are done); the first and
+     * last training loss (bits/char).
+     */
+    const train = async (seconds: number, minSteps = 0): Promise<{ first: number; last: number }> => {
       await page.click('.tab[data-view="train"]');
       await page.click('#train-start');
       await page.waitForFunction("!!document.getElementById('train-stats').dataset.firstLoss", null, { timeout: 60_000 });
       await page.waitForTimeout(seconds * 1000);
+      await page.waitForFunction(`Number(document.getElementById('train-stats').dataset.step) >= ${minSteps}`, null, { timeout: 60_000 });
       await page.click('#train-stop');
       await page.waitForSelector('#train-stats[data-running="0"]', { timeout: 60_000 });
       const first = Number(await page.getAttribute('#train-stats', 'data-first-loss'));
@@ -214,7 +218,7 @@ test('playground: bundled model, repeatable sampling, bpc equal to rnnkit eval, 
       console.log(`# webgpu surprisal view: ${gpuBpc.toFixed(6)} bpc, wasm: ${wasmBpc.toFixed(6)} bpc (${short.length} chars)`);
       assert.ok(Math.abs(gpuBpc - wasmBpc) < 1e-4, `webgpu page bpc ${gpuBpc} vs wasm page ${wasmBpc}`);
       assert.equal((await page.$$('#surprisal span')).length, [...short].length, 'one coloured span per character');
-      // training: a small LSTM on 8,000 pasted characters of Wikipedia
+      // training: a small LSTM on 8,000 pasted characters of Wikipedia, six seconds and at least 12 steps
       await page.click('.tab[data-view="train"]');
       await page.selectOption('#train-source', 'text');
       await page.fill('#train-text', readFileSync(join(root, 'web/public/wiki-sample.txt'), 'utf8').slice(0, 8000));
@@ -222,7 +226,7 @@ test('playground: bundled model, repeatable sampling, bpc equal to rnnkit eval, 
       await page.fill('#train-batch', '16');
       await page.fill('#train-bptt', '16');
       await page.fill('#train-lr', '0.01');
-      const gt = await train(6);
+      const gt = await train(6, 12);
       assert.ok(Number.isFinite(gt.first) && Number.isFinite(gt.last) && gt.last < gt.first - 0.5, `webgpu loss ${gt.first} -> ${gt.last}`);
       await page.screenshot({ path: join(shots, 'webgpu.png') });
       const ck = await downloadTrained();

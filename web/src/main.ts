@@ -222,6 +222,7 @@ function trainStats(): void {
   const st = $('train-stats');
   st.dataset.lastLoss = String(lastLoss);
   st.dataset.firstLoss = String(trainFirstLoss);
+  st.dataset.step = String(last?.step ?? 0);
   st.textContent = last
     ? `step ${int(last.step)} · ${fmt(last.seconds, 1)} s · training loss ${fmt(lastLoss)} bits/char` +
       (valids.length ? ` · validation ${fmt(valids[valids.length - 1].validBpc!)} bpc` : '') +
