@@ -114,6 +114,19 @@ describe('webgpu', { skip }, async () => {
     assert.ok(gemmShape(64, 512, 2048).S > 1 && gemmShape(64, 512, 2048).T === 32, 'the recurrent dh multiply splits K');
   });
 
+  test('sumRows: few rows, and many rows (chunked), accumulating at an offset', async () => {
+    const js = new JsBackend('float32'), rng = new Rng(8);
+    for (const [rows, n] of [[7, 33], [1500, 70], [513, 5]]) {
+      const vals = Array.from({ length: rows * n + 3 }, () => rng.uniform(-1, 1)), init = Array.from({ length: n + 2 }, () => rng.uniform(-1, 1));
+      const mk = (b: Backend, v: number[]): Buf => { const x = b.alloc(v.length); x.set(v); return x; };
+      const db = mk(be, init), db2 = mk(js, init);
+      be.sumRows(rows, n, mk(be, vals), 3, db, 2);
+      js.sumRows(rows, n, mk(js, vals), 3, db2, 2);
+      await syncHost(be, [db]);
+      close(`sumRows ${rows}x${n}`, db, db2, 1e-5);
+    }
+  });
+
   for (const mode of ['LSTM', 'GRU', 'RNN_TANH', 'RNN_RELU'] as RnnMode[]) {
     for (const c of configs) {
       if (mode === 'RNN_RELU' && c.opts.norm) continue;

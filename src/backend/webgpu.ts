@@ -143,7 +143,12 @@ const K: Record<string, KernelDef> = {
     args: ['X', 'b', 'Y'], writes: ['Y'], params: ['n', 'cols', 'xOff', 'bOff', 'yOff'], wg: EW,
     body: `if (gid >= u.n) { return; } let j = gid % u.cols; $Y[u.yOff + gid] = $X[u.xOff + gid] + $b[u.bOff + j];`,
   },
-  sumRows: { // one thread per column, rows in order (as the reference sums)
+  sumRowsPartial: { // part[c, j] = sum of dY over rows [c*chunk, (c+1)*chunk): threads over (column, chunk)
+    args: ['dY', 'part'], writes: ['part'], params: ['rows', 'n', 'dyOff', 'chunk', 'total'], wg: EW,
+    body: `if (gid >= u.total) { return; } let c = gid / u.n; let j = gid % u.n; let r1 = min(u.rows, (c + 1u) * u.chunk);
+  var s = 0.0; for (var r = c * u.chunk; r < r1; r++) { s += $dY[u.dyOff + r * u.n + j]; } $part[gid] = s;`,
+  },
+  sumRows: { // one thread per column, rows in order (as the reference sums); also sums sumRowsPartial's chunks
     args: ['dY', 'db'], writes: ['db'], params: ['rows', 'n', 'dyOff', 'dbOff'], wg: 64,
     body: `if (gid >= u.n) { return; } var s = $db[u.dbOff + gid];
   for (var r = 0u; r < u.rows; r++) { s += $dY[u.dyOff + r * u.n + gid]; } $db[u.dbOff + gid] = s;`,
@@ -506,6 +511,7 @@ export class WebGPUBackend implements Backend {
   private lossCount = 0;
   private clipPart: Buf;
   private splitBuf: Buf;
+  private rowPart: Buf;
   private clipScalars: Buf;
   private lost: string | null = null;
 
@@ -521,6 +527,7 @@ export class WebGPUBackend implements Backend {
     this.lossSpare = this.alloc(1024);
     this.clipPart = this.alloc(0);
     this.splitBuf = this.alloc(0);
+    this.rowPart = this.alloc(0);
     this.clipScalars = this.alloc(4);
     void device.lost.then((info) => { this.lost = `WebGPU device lost: ${info.message}`; });
   }
@@ -862,7 +869,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     if (t) this.run('addRowVector', [X, b, Y], [t, n, xOff, bOff, yOff], Math.ceil(t / EW));
   }
   sumRows(rows: number, n: number, dY: Buf, dyOff: number, db: Buf, dbOff: number): void {
-    if (rows && n) this.run('sumRows', [dY, db], [rows, n, dyOff, dbOff], Math.ceil(n / 64));
+    if (!rows || !n) return;
+    if (rows <= 512) { this.run('sumRows', [dY, db], [rows, n, dyOff, dbOff], Math.ceil(n / 64)); return; }
+    // many rows (bias gradients over T*B): chunks of 256 rows in parallel, then the chunks in order
+    const chunks = Math.ceil(rows / 256), total = chunks * n;
+    if (this.rowPart.length < total) { this.free(this.rowPart); this.rowPart = this.alloc(total); }
+    this.run('sumRowsPartial', [dY, this.rowPart], [rows, n, dyOff, 256, total], Math.ceil(total / EW));
+    this.run('sumRows', [this.rowPart, db], [chunks, n, 0, dbOff], Math.ceil(n / 64));
   }
 
   lstmCellForward(B: number, H: number, gates: Buf, gOff: number, cPrev: Buf, cpOff: number, c: Buf, cOff: number, h: Buf, hOff: number): void {
