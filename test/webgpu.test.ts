@@ -25,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeSafetensors } from '../src/io/safetensors.js';
+import { windowLM } from '../src/models/window.js';
 
 const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 import { gemmShape } from '../src/backend/webgpu.js';
@@ -236,6 +237,8 @@ describe('webgpu', { skip }, async () => {
     const m = new CharLM(be, { cell: 'lstm', vocabSize: 10, embedding: 4, hidden: 5, layers: 1, dropout: 0 });
     assert.throws(() => [...sampleIds(m, { prime: Int32Array.of(1), length: 2, temperature: 1 })], /use sampleIdsAsync/);
     assert.throws(() => be.sumSquares(3, be.alloc(3), 0), /sumSquares would need a read from the device/);
+    // models whose layers read buffers on the host between kernels are refused, not silently wrong
+    assert.throws(() => windowLM(be, 10), /runs on the wasm or js backend, not on webgpu/);
     assert.throws(() => m.forward(Int32Array.of(1, 12), 2, 1, false), /id 12 at position 1 is outside \[0, 10\)/);
   });
 });

@@ -20,3 +20,11 @@ export function hostWrote(be: Backend, buf: Buf): void {
 export async function deferredLoss(be: Backend, sum: number): Promise<number> {
   return be.deferred && be.takeLoss ? be.takeLoss() : sum;
 }
+
+/**
+ * Refuse a deferred backend where code reads or writes buffers on the host between kernels (the baselines,
+ * the task models and their layers): their results would silently be wrong there.
+ */
+export function immediateOnly(be: Backend, what: string): void {
+  if (be.deferred) throw new Error(`${what} runs on the wasm or js backend, not on ${be.name} (it reads buffers on the host between kernels); --backend webgpu trains and samples the recurrent char LM`);
+}

@@ -10,6 +10,7 @@
 //
 // The row softmax uses a backend method `softmaxRows` when the backend has one, else the reference loop below.
 
+import { immediateOnly } from '../backend/sync.js';
 import type { Backend, Buf } from '../backend/backend.js';
 import { copy2d } from '../backend/generic.js';
 import type { Rng } from '../util/rng.js';
@@ -52,6 +53,7 @@ export class DotAttention {
   private lens: Int32Array = new Int32Array(0);
 
   constructor(readonly be: Backend, readonly hidden: number) {
+    immediateOnly(be, 'dot attention');
     this.weights = be.alloc(0); this.ctx = be.alloc(0); this.dq = be.alloc(0); this.dk = be.alloc(0); this.dw = be.alloc(0);
   }
 
@@ -139,6 +141,7 @@ export class AdditiveAttention implements HasParams {
   private lens: Int32Array = new Int32Array(0);
 
   constructor(readonly be: Backend, readonly hidden: number, readonly attnSize: number, rng: Rng) {
+    immediateOnly(be, 'additive attention');
     const H = hidden, A = attnSize;
     this.wq = new Param(be, 'weight', [A, H]).uniform(rng, -1 / Math.sqrt(H), 1 / Math.sqrt(H));
     this.wk = new Param(be, 'weight', [A, H]).uniform(rng, -1 / Math.sqrt(H), 1 / Math.sqrt(H));

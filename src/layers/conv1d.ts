@@ -10,6 +10,7 @@
 // One gemm per tap over all time steps at once: since the layout is time-major, the rows of the steps a tap
 // reaches are contiguous. The taps' [out, in] slices are kept in a [k, out, in] copy of the weight.
 
+import { immediateOnly } from '../backend/sync.js';
 import type { Backend, Buf } from '../backend/backend.js';
 import type { Rng } from '../util/rng.js';
 import { Param, type HasParams } from './param.js';
@@ -45,6 +46,7 @@ export class Conv1d implements HasParams {
   private B = 0;
 
   constructor(readonly be: Backend, opts: Conv1dOptions, rng: Rng) {
+    immediateOnly(be, 'Conv1d');
     const { inChannels: I, outChannels: O, kernelSize: K } = opts;
     const d = opts.dilation ?? 1;
     for (const [k, v] of [['inChannels', I], ['outChannels', O], ['kernelSize', K], ['dilation', d]] as const) {

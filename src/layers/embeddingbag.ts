@@ -12,6 +12,7 @@
 // Built from backend primitives only: embeddingForward (gather), sumRows (a bag's rows are contiguous after
 // the gather), scale, copy and embeddingBackward (scatter-add).
 
+import { immediateOnly } from '../backend/sync.js';
 import type { Backend, Buf } from '../backend/backend.js';
 import type { Rng } from '../util/rng.js';
 import { Param, type HasParams } from './param.js';
@@ -31,6 +32,7 @@ export class EmbeddingBag implements HasParams {
   private mark: Uint8Array;
 
   constructor(readonly be: Backend, readonly num: number, readonly dim: number, readonly mode: BagMode, rng: Rng) {
+    immediateOnly(be, 'EmbeddingBag');
     if (!['sum', 'mean', 'sqrt'].includes(mode)) throw new Error(`EmbeddingBag: mode must be sum, mean or sqrt, got '${mode}'`);
     this.weight = new Param(be, 'weight', [num, dim]);
     for (let i = 0; i < this.weight.size; i++) this.weight.data[i] = rng.normal(); // PyTorch: N(0, 1)

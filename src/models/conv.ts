@@ -13,6 +13,7 @@
 // So a stream cut into batches gives the same predictions as the whole stream at once, as with CharLM.
 // Parameter names: encoder.weight, conv.{0,2,4..}.weight/bias ([out, in, k] as nn.Conv1d), decoder.weight/bias.
 
+import { immediateOnly } from '../backend/sync.js';
 import type { Backend, Buf } from '../backend/backend.js';
 import { Embedding } from '../layers/embedding.js';
 import { Linear } from '../layers/linear.js';
@@ -61,6 +62,7 @@ export class ConvLM {
   private out: Buf | null = null;
 
   constructor(readonly be: Backend, readonly config: ConvLMConfig, seed = 1) {
+    immediateOnly(be, 'the window and conv baselines (ConvLM)');
     const { kind, vocabSize: V, embedding: E, hidden: H, kernel: K } = config;
     if (kind !== 'window' && kind !== 'conv') throw new Error(`ConvLM: unknown kind '${kind}' (expected window or conv)`);
     const rng = new Rng(seed);

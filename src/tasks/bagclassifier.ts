@@ -2,6 +2,7 @@
 // n-grams (fastText-style): EmbeddingBag(buckets, E, mode) -> MLP [E, hidden, classes] (ReLU).
 // No sequence processing at all: one input vector, one output. Metric: accuracy on the held-out sentences.
 
+import { immediateOnly } from '../backend/sync.js';
 import type { Backend, Buf } from '../backend/backend.js';
 import { EmbeddingBag, type BagMode } from '../layers/embeddingbag.js';
 import { MLP } from '../layers/mlp.js';
@@ -38,6 +39,7 @@ export class BagClassifier {
   private n = 0;
 
   constructor(readonly be: Backend, readonly config: BagClassifierConfig, readonly vocab: WordVocab | null = null, seed = 1) {
+    immediateOnly(be, 'the n-gram bag classifier');
     const rng = new Rng(seed);
     if (config.features === 'words' && !vocab) throw new Error('BagClassifier: word features need a vocabulary');
     this.bag = new EmbeddingBag(be, config.features === 'words' ? vocab!.size : config.ngrams.buckets, config.embedding, config.mode, rng);

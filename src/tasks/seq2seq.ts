@@ -5,6 +5,7 @@
 // trained with teacher forcing and decodes greedily.
 // Metric: character error rate against the clean text, after correction vs before (the noisy input itself).
 
+import { immediateOnly } from '../backend/sync.js';
 import type { Backend, Buf } from '../backend/backend.js';
 import { CharVocab } from '../data/vocab.js';
 import { Embedding } from '../layers/embedding.js';
@@ -43,6 +44,7 @@ export class Seq2Seq {
   private lens: Int32Array = new Int32Array(0);
 
   constructor(readonly be: Backend, readonly config: Seq2SeqConfig, seed = 1) {
+    immediateOnly(be, 'the encoder-decoder task model');
     const rng = new Rng(seed);
     this.embed = new Embedding(be, config.srcVocab, config.embedding, rng);
     this.enc = new RecurrentStack(be, 'LSTM', { inputSize: config.embedding, hiddenSize: config.hidden, seed: rng.nextU32() });

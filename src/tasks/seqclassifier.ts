@@ -7,6 +7,7 @@
 // and no gradient, pooling counts the real steps only, and the RNN reads step lens[b]-1 (steps after it
 // cannot influence it), so padding changes nothing.
 
+import { immediateOnly } from '../backend/sync.js';
 import type { Backend, Buf } from '../backend/backend.js';
 import { Embedding } from '../layers/embedding.js';
 import { Linear } from '../layers/linear.js';
@@ -49,6 +50,7 @@ export class SeqClassifier {
   private batch: Padded | null = null;
 
   constructor(readonly be: Backend, readonly config: SeqClassifierConfig, seed = 1) {
+    immediateOnly(be, 'the sequence classifier');
     const rng = new Rng(seed), { encoder, vocabSize: V, embedding: E, hidden: H, classes: C } = config;
     this.embed = new Embedding(be, V, E, rng);
     const children: Record<string, { parameters(): Param[] }> = { embedding: this.embed };

@@ -6,6 +6,7 @@
 // Metric: character error rate of the greedy spelling of held-out words (reference: always answering the most
 // frequent training word), and exact-match accuracy.
 
+import { immediateOnly } from '../backend/sync.js';
 import type { Backend, Buf } from '../backend/backend.js';
 import { CharVocab } from '../data/vocab.js';
 import { EmbeddingBag, type BagMode } from '../layers/embeddingbag.js';
@@ -42,6 +43,7 @@ export class Speller {
   private B = 0;
 
   constructor(readonly be: Backend, readonly config: SpellerConfig, seed = 1) {
+    immediateOnly(be, 'the one-to-many speller');
     const rng = new Rng(seed);
     this.bag = new EmbeddingBag(be, config.ngrams.buckets, config.embedding, config.mode ?? 'sqrt', rng);
     for (let i = 0; i < this.bag.weight.size; i++) this.bag.weight.data[i] *= 0.1;

@@ -4,6 +4,7 @@
 // -1 (ignored by the loss and the metric) for characters without case. Metric: per-step F1 of the
 // "upper case" class on the held-out text; reference: the rule "capitalise the first letter of a sentence".
 
+import { immediateOnly } from '../backend/sync.js';
 import type { Backend, Buf } from '../backend/backend.js';
 import type { CharVocab } from '../data/vocab.js';
 import { Embedding } from '../layers/embedding.js';
@@ -42,6 +43,7 @@ export class BiTagger {
   private n = 0;
 
   constructor(readonly be: Backend, readonly config: TaggerConfig, seed = 1) {
+    immediateOnly(be, 'the synced tagger');
     const rng = new Rng(seed);
     this.embed = new Embedding(be, config.vocabSize, config.embedding, rng);
     this.rnn = new RecurrentStack(be, 'LSTM', { inputSize: config.embedding, hiddenSize: config.hidden, numLayers: config.layers, bidirectional: true, seed: rng.nextU32() });
