@@ -435,12 +435,12 @@ const K: Record<string, KernelDef> = {
   drawToken: { // ids[outSlot] = the token drawn from softmax(logits / T) with uniform U[uSlot] (as sample.ts draws)
     // 256 threads: the max and the exponentials in parallel, then one thread walks them in order
     args: ['L', 'U', 'ids'], writes: ['ids'], params: ['V', 'uSlot', 'outSlot', 'invT'], floats: ['invT'], wg: 256,
-    decls: `var<workgroup> red: array<f32, 256>;\nvar<workgroup> ex: array<f32, 4096>;`,
+    decls: `var<workgroup> red: array<f32, 256>;\nvar<workgroup> ex: array<f32, 3072>;`,
     body: `let k = lid.x; var mx = -3.4e38; for (var j = k; j < u.V; j += 256u) { mx = max(mx, $L[j]); }
   red[k] = mx; workgroupBarrier();
   for (var q = 128u; q > 0u; q >>= 1u) { if (k < q) { red[k] = max(red[k], red[k + q]); } workgroupBarrier(); }
   mx = red[0];
-  let cached = u.V <= 4096u;
+  let cached = u.V <= 3072u; // 13 KB of workgroup memory with red: under the default 16 KB limit
   if (cached) { for (var j = k; j < u.V; j += 256u) { ex[j] = exp(($L[j] - mx) * u.invT); } }
   workgroupBarrier();
   if (k != 0u) { return; }
