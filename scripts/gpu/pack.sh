@@ -4,7 +4,7 @@
 # carries):
 #   rnnkit-gpu/bin/node          this machine's node binary (xz -9 takes its ~95 MB to ~25 MB)
 #   rnnkit-gpu/lib/libvulkan.so.1  Debian's Vulkan loader (libvulkan1), unpacked by scripts/setup-lavapipe.sh
-#   rnnkit-gpu/app/              package.json, dist/ (built here), data/, and the production node_modules
+#   rnnkit-gpu/app/              package.json, dist/ (built here, with the tests), data/, test/fixtures, and the production node_modules
 #                                (commander, ..., and webgpu with only its linux-x64 dawn.node)
 # Usage: scripts/gpu/pack.sh [OUT]   (builds first when dist/ is missing; PACK_XZ_LEVEL=-6 packs faster)
 # Then, for example: the device tool's run with carry [".cache/gpu/rnnkit-gpu.tar.xz"] and the command
@@ -35,7 +35,7 @@ tar -C "$ROOT" -cf - \
   --exclude='node_modules/webgpu/dist/darwin-*' --exclude='node_modules/webgpu/dist/win32-*' \
   --exclude='node_modules/webgpu/dist/linux-arm64' --exclude='node_modules/webgpu/build' \
   --exclude='node_modules/.cache' \
-  package.json dist data "${MODS[@]}" | tar -C "$STAGE/rnnkit-gpu/app" -xf -
+  package.json dist data test/fixtures "${MODS[@]}" | tar -C "$STAGE/rnnkit-gpu/app" -xf -
 git -C "$ROOT" rev-parse HEAD >"$STAGE/rnnkit-gpu/COMMIT" 2>/dev/null || true
 node --version >"$STAGE/rnnkit-gpu/NODE_VERSION"
 

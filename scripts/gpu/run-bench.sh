@@ -16,7 +16,8 @@
 #
 # Environment: RNNKIT_ICD=/path/to/icd.json uses that driver instead (e.g. lavapipe on a CPU machine:
 # RNNKIT_ICD=.cache/lavapipe/lvp_icd.json; the folder of its library goes on LD_LIBRARY_PATH too);
-# RNNKIT_GPU_PACK=/path/to/rnnkit-gpu.tar.xz; RNNKIT_BENCH=0 skips the benchmark. Exit status: the smoke
+# RNNKIT_GPU_PACK=/path/to/rnnkit-gpu.tar.xz; RNNKIT_GPU_TESTS=1 runs the webgpu tests on the GPU first;
+# RNNKIT_BENCH=0 skips the benchmark. Exit status: the smoke
 # shader's failure (no adapter, wrong result) is 2; the benchmark's own status otherwise.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -104,6 +105,13 @@ process.exit(s.maxError === 0 && big.maxError === 0 ? 0 : 2);
 '
 smoke=$?
 [ $smoke -eq 0 ] || { say "smoke shader failed (status $smoke)"; exit 2; }
+
+# RNNKIT_GPU_TESTS=1: the webgpu backend's correctness on this GPU first (every PyTorch parity fixture,
+# the gradient checks against the float64 reference, training/sampling/resume equal to the reference).
+if [ "${RNNKIT_GPU_TESTS:-0}" = 1 ]; then
+  say "tests: node --test dist/test/parity.test.js dist/test/webgpu.test.js"
+  "$NODE" --test --test-reporter=dot dist/test/parity.test.js dist/test/webgpu.test.js || say "tests FAILED (status $?)"
+fi
 
 if [ "${RNNKIT_BENCH:-1}" != 0 ]; then
   say "bench: node dist/src/cli/main.js bench --backend webgpu --json $*"
