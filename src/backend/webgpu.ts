@@ -492,7 +492,6 @@ export class WebGPUBackend implements Backend {
   readonly adapterInfo: string;
   private readonly keepAlive: unknown;
   private entries = new WeakMap<Buf, Entry>();
-  private live = new Set<Entry>();
   private nextId = 1;
   private pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: { key: string; bgl: GPUBindGroupLayout } }>();
   private layouts = new Map<string, { key: string; bgl: GPUBindGroupLayout; pl: GPUPipelineLayout }>();
@@ -542,7 +541,6 @@ export class WebGPUBackend implements Backend {
     });
     const e: Entry = { id: this.nextId++, gpu, n, state: HOST };
     this.entries.set(host, e);
-    this.live.add(e);
     this.hosts.set(e, new WeakRef(host));
     this.finalizer.register(host, e, host);
     return host;
@@ -557,20 +555,19 @@ export class WebGPUBackend implements Backend {
   }
 
   private release(e: Entry): void {
-    if (!this.live.has(e)) return;
+    if (!this.hosts.delete(e)) return;
     // plans naming a freed buffer are never found again (ids are not reused): clear them now and then
     if (++this.freedSinceClear > 256) { this.plans.clear(); this.freedSinceClear = 0; }
-    this.live.delete(e);
-    this.hosts.delete(e);
     this.transient.push(e.gpu); // destroyed after the submission that may still use it
   }
 
   /** Buffers the program dropped without free(): their device memory goes when the host array is collected. */
   private finalizer = new FinalizationRegistry<Entry>((e) => this.release(e));
 
-  private entry(buf: Buf, what: string): Entry {
+  /** The entry of a buffer; `arg` names the kernel argument in the error (the message is built only then). */
+  private entry(buf: Buf, what: string, arg?: string): Entry {
     const e = this.entries.get(buf);
-    if (!e) throw new Error(`webgpu: ${what}: the buffer was not allocated by this backend (or was freed)`);
+    if (!e) throw new Error(`webgpu: ${what}${arg ? `(${arg})` : ''}: the buffer was not allocated by this backend (or was freed)`);
     return e;
   }
 
@@ -680,8 +677,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     for (let i = 0; i < args.length; i++) {
       const a = args[i];
       if (isBuf(a)) {
-        const e = this.entries.get(a);
-        if (!e) throw new Error(`webgpu: ${name}(${def.args[i]}): the buffer was not allocated by this backend (or was freed)`);
+        const e = this.entry(a, name, def.args[i]);
         if (e.state === HOST) this.upload(a, e);
         if (meta.writes[i]) e.state = GPU;
         es[i] = e;
@@ -777,7 +773,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   async syncHost(bufs?: Buf[]): Promise<void> {
     const list: [Buf | null, Entry][] = [];
     if (bufs) for (const b of bufs) { const e = this.entry(b, 'syncHost'); list.push([b, e]); }
-    const pending = bufs ? list : [...this.live].map((e) => [null, e] as [Buf | null, Entry]);
+    const pending = bufs ? list : [...this.hosts.keys()].map((e) => [null, e] as [Buf | null, Entry]);
     const todo = pending.filter(([, e]) => e.state === GPU && e.n > 0);
     if (todo.length === 0) { this.flush(); for (const [, e] of pending) e.state = HOST; return; }
     this.endPass();
@@ -800,12 +796,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     for (const [, e] of pending) e.state = HOST;
   }
 
-  // Entries do not point back to their host arrays (that would keep freed arrays alive); a full sync
-  // needs them, so they are registered here as they are allocated.
+  // The live buffers. Entries do not point back to their host arrays (that would keep dropped arrays alive);
+  // a full sync needs them, so each entry holds its array weakly here (the finalizer releases dropped ones).
   private hosts = new Map<Entry, WeakRef<Buf>>();
   private hostArrays(): Map<Entry, Buf> {
     const m = new Map<Entry, Buf>();
-    for (const [e, r] of this.hosts) { const b = r.deref(); if (b && this.live.has(e)) m.set(e, b); else this.hosts.delete(e); }
+    for (const [e, r] of this.hosts) { const b = r.deref(); if (b) m.set(e, b); }
     return m;
   }
 
@@ -838,8 +834,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     if (this.disposed) return;
     this.disposed = true;
     this.flush();
-    for (const e of this.live) e.gpu.destroy();
-    this.live.clear();
+    for (const e of this.hosts.keys()) e.gpu.destroy();
+    this.hosts.clear();
     this.ring.destroy();
     this.device.destroy();
     void this.keepAlive;
@@ -923,7 +919,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     if (n === 0) return 0;
     if (this.rowLoss.length < n) { this.free(this.rowLoss); this.rowLoss = this.alloc(n); }
     if (this.lossCount === this.lossSlots.length) {
-      // more losses than slots before a takeLoss: fold them into slot 0 on the host later; grow instead
+      // more losses than slots before a takeLoss (e.g. a long evaluation): twice the slots, the old ones copied
       const old = this.lossSlots;
       this.lossSlots = this.alloc(old.length * 2);
       this.copy(old.length, old, 0, this.lossSlots, 0);
