@@ -8,11 +8,16 @@ import type { CharLM } from './charlm.js';
 
 const step1Cell: Record<string, Step1Cell> = { lstm: 'lstm', gru: 'gru', rnn: 'rnn_tanh', rnn_relu: 'rnn_relu' };
 
-/** Whether the model has the batch-1 path: plain layers (no norm, dilation or stride) on a backend with step1. */
+/** Plain layers: one direction, no normalization, dilation or stride (what a Step1Spec describes). */
+export function plainLayers(model: CharLM): boolean {
+  const rnn = model.rnn;
+  return rnn.norm === null && rnn.numDirections === 1 && rnn.dilations.every((d) => d === 1) && rnn.strides.every((s) => s === 1);
+}
+
+/** Whether the model has the batch-1 path: plain layers on a backend with step1. */
 export function hasStep1(model: CharLM): boolean {
-  const be = model.be, rnn = model.rnn;
-  return !!(be.step1Create && be.step1Load && be.step1Run && be.step1State && be.step1Free) &&
-    rnn.norm === null && rnn.numDirections === 1 && rnn.dilations.every((d) => d === 1) && rnn.strides.every((s) => s === 1);
+  const be = model.be;
+  return !!(be.step1Create && be.step1Load && be.step1Run && be.step1State && be.step1Free) && plainLayers(model);
 }
 
 /** The spec of a model: its parameters' buffers, by reference. */

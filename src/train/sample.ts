@@ -3,7 +3,7 @@
 
 import type { Buf } from '../backend/backend.js';
 import type { CharLM } from '../models/charlm.js';
-import { step1Plan, step1Spec } from '../models/step1.js';
+import { plainLayers, step1Plan, step1Spec } from '../models/step1.js';
 import { Rng } from '../util/rng.js';
 
 export interface SampleOptions {
@@ -32,12 +32,16 @@ function draw(logits: Buf, off: number, V: number, temperature: number, rng: Rng
   return id;
 }
 
+function checkOptions(opts: SampleOptions): void {
+  if (!(opts.temperature > 0) || !Number.isFinite(opts.temperature)) throw new Error(`temperature must be > 0, got ${opts.temperature}`);
+  if (opts.prime.length < 1) throw new Error('sampling needs a prime of at least one token');
+}
+
 /** Yields `length` sampled ids (immediate backends; sampleIdsAsync works on all). */
 export function* sampleIds(model: CharLM, opts: SampleOptions): Generator<number> {
   const { prime, length, temperature } = opts;
   if (model.be.deferred) throw new Error(`sampleIds: the ${model.be.name} backend computes later; use sampleIdsAsync`);
-  if (!(temperature > 0) || !Number.isFinite(temperature)) throw new Error(`temperature must be > 0, got ${temperature}`);
-  if (prime.length < 1) throw new Error('sampling needs a prime of at least one token');
+  checkOptions(opts);
   const V = model.config.vocabSize;
   const rng = new Rng(opts.seed ?? 1);
   const probs = new Float64Array(V);
@@ -88,12 +92,10 @@ export async function* sampleIdsAsync(model: CharLM, opts: SampleOptions): Async
   const be = model.be;
   if (!be.deferred) { yield* sampleIds(model, opts); return; }
   const { prime, length, temperature } = opts;
-  if (!(temperature > 0) || !Number.isFinite(temperature)) throw new Error(`temperature must be > 0, got ${temperature}`);
-  if (prime.length < 1) throw new Error('sampling needs a prime of at least one token');
-  const V = model.config.vocabSize, rng = new Rng(opts.seed ?? 1), rnn = model.rnn;
+  checkOptions(opts);
+  const V = model.config.vocabSize, rng = new Rng(opts.seed ?? 1);
   model.resetState(1);
-  const plain = rnn.norm === null && rnn.numDirections === 1 && rnn.dilations.every((d) => d === 1) && rnn.strides.every((s) => s === 1);
-  if (be.sampleOnDevice && plain && !opts.onLogits) {
+  if (be.sampleOnDevice && plainLayers(model) && !opts.onLogits) {
     const u = Float32Array.from({ length }, () => rng.next());
     const ids = await be.sampleOnDevice(step1Spec(model), prime, u, temperature, model.h, model.config.cell === 'lstm' ? model.c : null);
     for (const id of ids) yield id;
