@@ -56,7 +56,7 @@ export async function benchTrain(be: Backend, name: string, data: Int32Array, mi
     secs = (performance.now() - t0) / 1000;
   }
   const last = await trainer.drain();
-  if (Number.isNaN(last) === false && !Number.isFinite(last)) throw new Error(`${name}: loss became ${last}`);
+  if (last !== null && !Number.isFinite(last)) throw new Error(`${name}: loss became ${last}`);
   secs = (performance.now() - t0) / 1000;
   return { config: name, threads: be.threads, backend: be.name, ...(norm !== 'none' ? { norm } : {}), chars_per_s: (trainer.state.chars - c0) / secs, steps, seconds: secs };
 }

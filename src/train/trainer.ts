@@ -125,11 +125,11 @@ export class Trainer {
     return (await prev.loss) / prev.n;
   }
 
-  /** Wait for the last pipelined step (its loss, or NaN when there is none). */
-  async drain(): Promise<number> {
+  /** Wait for the last pipelined step: its loss, or null when no step is pending. */
+  async drain(): Promise<number | null> {
     const p = this.pendingLoss;
     this.pendingLoss = null;
-    return p ? (await p.loss) / p.n : NaN;
+    return p ? (await p.loss) / p.n : null;
   }
 
   /**
@@ -175,8 +175,7 @@ export class Trainer {
       if (evalSeconds > 0 && (now - lastEval) / 1000 >= evalSeconds && fraction() < 1) await doValidate();
       if (now - lastYield > 100) { await new Promise<void>((r) => setImmediate(r)); lastYield = performance.now(); }
     }
-    const l = await this.drain();
-    if (!Number.isNaN(l)) loss = l;
+    loss = (await this.drain()) ?? loss;
     if (last) await this.save(last); // first, so that an interrupt is saved before the (possibly long) validation
     await doValidate();
     if (!this.valid && out) await this.save(out);

@@ -266,7 +266,7 @@ async function train(cfg: TrainConfig): Promise<void> {
   const turn = <T>(f: () => Promise<T>): Promise<T> => (be!.deferred ? exclusive(f) : f());
   const drain = async (): Promise<void> => {
     const l = await trainer.drain();
-    if (!Number.isNaN(l)) { lossSum += l; lossN++; }
+    if (l !== null) { lossSum += l; lossN++; }
   };
   try {
     while (!run.stop) {
