@@ -16,6 +16,22 @@ export const fixtureDir = [join(here, 'fixtures'), join(here, '..', '..', 'test'
 export const loadFixture = (f: string): any => JSON.parse(readFileSync(join(fixtureDir, f), 'utf8'));
 
 /**
+ * Max abs error <= tol. With `relative`, errors are divided by max(1, max |want|) of the tensor: the gradients
+ * of normalized layers are sums of terms of 50 and more, where float32 keeps about 7 significant digits.
+ * A NaN anywhere fails.
+ */
+export function closeTo(what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: number, relative = false): void {
+  assert.equal(got.length, want.length, `${what}: length ${got.length} != ${want.length}`);
+  let worst = 0, at = -1, scale = 1;
+  if (relative) for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
+  for (let i = 0; i < want.length; i++) {
+    const d = Math.abs(got[i] - want[i]) / scale;
+    if (!(d <= worst)) { worst = d; at = i; }
+  }
+  assert.ok(worst <= tol, `${what}: max ${relative ? 'error (of the tensor scale)' : 'abs error'} ${worst} at ${at} (got ${got[at]}, want ${want[at]})`);
+}
+
+/**
  * Central differences (eps 1e-5) on `samples` random coordinates of buf against the analytic gradient:
  * |a - n| / max(|a| + |n|, floor) <= 1e-6 for each.
  */

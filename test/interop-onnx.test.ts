@@ -15,6 +15,7 @@ import { encodeOnnx, onnxSchema, ONNX_OPSET } from '../src/io/onnx.js';
 import { CharLM, type CellKind } from '../src/models/charlm.js';
 import { saveCheckpoint } from '../src/train/checkpoint.js';
 import { Rng } from '../src/util/rng.js';
+import { closeTo } from './helpers.js';
 
 const ort = createRequire(import.meta.url)('onnxruntime-node') as typeof import('onnxruntime-node');
 const here = dirname(fileURLToPath(import.meta.url));
@@ -23,12 +24,7 @@ const be = new JsBackend('float32');
 const dir = mkdtempSync(join(tmpdir(), 'rnnkit-onnx-'));
 const TOL = 1e-4;
 
-function close(what: string, got: ArrayLike<number>, want: ArrayLike<number>): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
-  assert.ok(worst <= TOL, `${what}: max |onnxruntime - rnnkit| = ${worst}`);
-}
+const close = (what: string, got: ArrayLike<number>, want: ArrayLike<number>): void => closeTo(`${what} (onnxruntime vs rnnkit)`, got, want, TOL);
 
 async function check(model: CharLM, vocab: Vocab, onnx: Uint8Array, T: number, B: number, seed: number): Promise<void> {
   const { layers: L, hidden: H, vocabSize: V, cell } = model.config;

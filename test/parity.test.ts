@@ -11,25 +11,10 @@ import { Adam, SGD, clipGradNorm } from '../src/optim/optim.js';
 import { Param } from '../src/layers/param.js';
 import { testBackends, webgpuBackend } from './backends.js';
 import { deferredLoss, syncHost } from '../src/backend/sync.js';
-import { fixtureDir, loadFixture as load } from './helpers.js';
+import { closeTo, fixtureDir, loadFixture as load } from './helpers.js';
 import { JsBackend } from '../src/backend/js.js';
 
 const TOL = 1e-5;
-
-/**
- * Max abs error <= tol. With `relative`, errors are divided by max(1, max |want|) of the tensor: the gradients
- * of normalized layers are sums of terms of 50 and more, where float32 keeps about 7 significant digits.
- */
-function closeTo(what: string, got: ArrayLike<number>, want: number[], tol = TOL, relative = false): void {
-  assert.equal(got.length, want.length, `${what}: length ${got.length} != ${want.length}`);
-  let worst = 0, at = -1;
-  const scale = relative ? Math.max(1, ...want.map(Math.abs)) : 1;
-  for (let i = 0; i < want.length; i++) {
-    const d = Math.abs(got[i] - want[i]) / scale;
-    if (!(d <= worst)) { worst = d; at = i; }
-  }
-  assert.ok(worst <= tol, `${what}: max abs error ${worst} at ${at} (got ${got[at]}, want ${want[at]})`);
-}
 
 const modeOf: Record<string, RnnMode> = { lstm: 'LSTM', gru: 'GRU', rnn_tanh: 'RNN_TANH', rnn_relu: 'RNN_RELU' };
 const cellOf: Record<string, CellKind> = { lstm: 'lstm', gru: 'gru', rnn_tanh: 'rnn', rnn_relu: 'rnn_relu' };

@@ -19,6 +19,7 @@ import { Trainer, type TrainOptions } from '../src/train/trainer.js';
 import { sampleIds, sampleIdsAsync } from '../src/train/sample.js';
 import { Rng } from '../src/util/rng.js';
 import { webgpuBackend } from './backends.js';
+import { closeTo } from './helpers.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,16 +36,7 @@ const skip = gpu ? false : 'no WebGPU adapter here (see the printed reason)';
 const ref = new JsBackend('float64');
 
 /** max |got - want| / max(1, max |want|) <= tol. */
-function close(what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol = 2e-5): void {
-  assert.equal(got.length, want.length, `${what}: length ${got.length} vs ${want.length}`);
-  let scale = 1, worst = 0, at = -1;
-  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  for (let i = 0; i < want.length; i++) {
-    const d = Math.abs(got[i] - want[i]) / scale;
-    if (!(d <= worst)) { worst = d; at = i; }
-  }
-  assert.ok(worst <= tol, `${what}: error ${worst.toExponential(2)} of its scale at ${at} (got ${got[at]}, want ${want[at]})`);
-}
+const close = (what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol = 2e-5): void => closeTo(what, got, want, tol, true);
 
 interface Run { out: number[]; hN: number[]; cN: number[]; grads: Map<string, number[]>; dx: number[]; dh0: number[]; dc0: number[] }
 
