@@ -23,6 +23,7 @@ Loss = sum(out*dout) + sum(hN*dhN) (+ sum(cN*dcN)).
 """
 import json
 import os
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -32,8 +33,8 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'test', 'fi
 G = {'lstm': 4, 'gru': 3, 'rnn_tanh': 1}
 
 
-def flat(t):
-    return [float('%.12g' % v) for v in t.detach().reshape(-1).tolist()]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import flat  # noqa: E402  (12 significant digits, as every fixture)
 
 
 def normalize(kind, v, gamma, beta):

@@ -14,24 +14,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import OUT_DIR, flat, write  # noqa: E402  (the fixture format: 12 significant digits, compact JSON)
+
 torch.set_default_dtype(torch.float64)
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures")
-
-
-def num(v):
-    return float("%.12g" % v)
-
-
-def flat(t):
-    return [num(v) for v in t.detach().contiguous().view(-1).tolist()]
-
-
-def write(name, obj):
-    path = os.path.join(OUT_DIR, name)
-    with open(path, "w") as f:
-        json.dump(obj, f, separators=(",", ":"))
-        f.write("\n")
-    print("%-28s %7.1f KB" % (name, os.path.getsize(path) / 1024.0))
 
 
 def fnv1a(s):
