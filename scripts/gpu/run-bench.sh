@@ -9,10 +9,11 @@
 #       carry=[".cache/gpu/rnnkit-gpu.tar.xz"])
 #
 # What it does: unpacks the tarball (into $RNNKIT_GPU_DIR, default .cache/gpu/unpacked), points the Vulkan
-# loader at the NVIDIA driver (VK_DRIVER_FILES: the nvidia_icd.json found under /usr/share/vulkan/icd.d,
-# /etc/vulkan/icd.d, /usr/lib*/..., or, when the container has the driver's libGLX_nvidia.so.0 but no json, one
-# written here as NVIDIA's own is), and LD_LIBRARY_PATH at the packed loader; prints the adapter info and
-# runs the smoke shader (y = 2x), then `node dist/src/cli/main.js bench --backend webgpu --json "$@"`.
+# loader at the NVIDIA driver (VK_DRIVER_FILES: the nvidia_icd.json found under
+# /usr/local/nvidia/share/vulkan/icd.d, /usr/share/vulkan/icd.d, /etc/vulkan/icd.d, /usr/lib*/..., or, when
+# the container has the driver's libGLX_nvidia.so.0 but no json, one written here as NVIDIA's own is), and
+# LD_LIBRARY_PATH at the packed loader; prints the adapter info and runs the smoke shader (y = 2x),
+# then `node dist/src/cli/main.js bench --backend webgpu --json "$@"`.
 #
 # Environment: RNNKIT_ICD=/path/to/icd.json uses that driver instead (e.g. lavapipe on a CPU machine:
 # RNNKIT_ICD=.cache/lavapipe/lvp_icd.json; the folder of its library goes on LD_LIBRARY_PATH too);
@@ -50,7 +51,9 @@ find_lib() { # a library's path: ldconfig's cache, then the usual folders (conta
 }
 ICD="${RNNKIT_ICD:-}"
 if [ -z "$ICD" ]; then
-  for f in /usr/share/vulkan/icd.d/nvidia_icd*.json /etc/vulkan/icd.d/nvidia_icd*.json \
+  # /usr/local/nvidia/share/...: where this workplace's GPU machines mount the driver's json (device tool README)
+  for f in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd*.json \
+    /usr/share/vulkan/icd.d/nvidia_icd*.json /etc/vulkan/icd.d/nvidia_icd*.json \
     /usr/local/share/vulkan/icd.d/nvidia_icd*.json /usr/lib/x86_64-linux-gnu/nvidia/*/nvidia_icd.json \
     /usr/lib/x86_64-linux-gnu/nvidia/nvidia_icd.json /usr/local/nvidia/icd.d/nvidia_icd.json \
     /etc/glvnd/../vulkan/icd.d/nvidia_icd.json; do
