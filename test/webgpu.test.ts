@@ -29,7 +29,8 @@ import { decodeSafetensors } from '../src/io/safetensors.js';
 import { windowLM } from '../src/models/window.js';
 
 const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
-import { gemmShape } from '../src/backend/webgpu.js';
+import { GEMM_TILES, gemmShape, type WebGPUBackend } from '../src/backend/webgpu.js';
+import { benchKernels, lstmGemmShapes } from '../src/bench/kernels.js';
 
 const gpu = await webgpuBackend();
 const skip = gpu ? false : 'no WebGPU adapter here (see the printed reason)';
@@ -86,11 +87,13 @@ describe('webgpu', { skip }, async () => {
   const be = gpu ? await gpu.make() : (null as unknown as Backend);
   after(() => be?.dispose());
 
-  test('gemm: every transpose case, beta 0 and 1, offsets and strides, 64/32 tiles and split K', async () => {
-    const js = new JsBackend('float32'), rng = new Rng(3);
-    const shapes: [number, number, number][] = [[70, 130, 33], [1, 1, 1], [3, 5, 700], [16, 256, 1024], [200, 300, 20], [17, 1024, 64]];
-    for (const [M, N, K] of shapes) {
-      const split = gemmShape(M, N, K);
+  test('gemm: every transpose case, beta 0 and 1, offsets and strides, each tile size (128/64/32) and split K', async () => {
+    const js = new JsBackend('float32'), rng = new Rng(3), wg = be as WebGPUBackend;
+    const shapes: [number, number, number][] = [[70, 130, 33], [1, 1, 1], [3, 5, 700], [16, 256, 1024], [200, 300, 20], [17, 1024, 64], [129, 257, 40]];
+    const defaults = wg.gemmTiles;
+    for (const tiles of [defaults, ...GEMM_TILES.map((t) => [t])]) for (const [M, N, K] of shapes) {
+      wg.gemmTiles = tiles;
+      const split = gemmShape(M, N, K, tiles);
       for (const tA of [false, true]) for (const tB of [false, true]) for (const beta of [0, 1] as const) {
         const lda = (tA ? M : K) + 3, ldb = (tB ? K : N) + 1, ldc = N + 2;
         const nA = (tA ? K : M) * lda + 5, nB = (tB ? N : K) * ldb + 2, nC = M * ldc + 4;
@@ -104,7 +107,25 @@ describe('webgpu', { skip }, async () => {
         close(`gemm ${M}x${N}x${K} tA=${tA} tB=${tB} beta=${beta} (tile ${split.T}, split ${split.S})`, C, C2, 1e-5 * Math.sqrt(K));
       }
     }
+    wg.gemmTiles = defaults;
     assert.ok(gemmShape(64, 512, 2048).S > 1 && gemmShape(64, 512, 2048).T === 32, 'the recurrent dh multiply splits K');
+    assert.equal(gemmShape(8192, 2048, 512).T, 128, 'the input projection over all steps takes 128x128 tiles');
+    assert.equal(gemmShape(8192, 2048, 512, [64, 32]).T, 64, 'a restricted tile list is kept');
+    assert.equal(gemmShape(128, 4096, 1024).T, 64, 'the L-lstm step multiply takes 64x64 tiles (128 workgroups)');
+  });
+
+  test('bench --kernels: a dispatch chain and each LSTM multiply for every tile choice, tiles restored after', async () => {
+    const wg = be as WebGPUBackend, before = wg.gemmTiles;
+    const r = await benchKernels(wg, { quick: true });
+    assert.equal(r[0].kernel, 'dispatch');
+    assert.ok(r[0].us > 0 && r[0].host_us > 0, JSON.stringify(r[0]));
+    const g = r.filter((x) => x.kernel === 'gemm');
+    assert.equal(g.length, lstmGemmShapes('tiny', 32, 8, 4).length * (1 + GEMM_TILES.length));
+    for (const x of g) {
+      assert.ok(x.tflops! > 0 && Number.isFinite(x.tflops!), JSON.stringify(x));
+      if (x.tiles !== 'default') assert.equal(x.tile, Number(x.tiles));
+    }
+    assert.equal(wg.gemmTiles, before);
   });
 
   test('sumRows: few rows, and many rows (chunked), accumulating at an offset', async () => {
@@ -232,5 +253,7 @@ describe('webgpu', { skip }, async () => {
     // models whose layers read buffers on the host between kernels are refused, not silently wrong
     assert.throws(() => windowLM(be, 10), /runs on the wasm or js backend, not on webgpu/);
     assert.throws(() => m.forward(Int32Array.of(1, 12), 2, 1, false), /id 12 at position 1 is outside \[0, 10\)/);
+    const max = (be as WebGPUBackend).device.limits.maxStorageBufferBindingSize;
+    if (max < 2 ** 31) assert.throws(() => be.alloc(max / 4 + 4), /over this device's maxStorageBufferBindingSize .*smaller batch x steps/);
   });
 });

@@ -18,7 +18,8 @@
 # Environment: RNNKIT_ICD=/path/to/icd.json uses that driver instead (e.g. lavapipe on a CPU machine:
 # RNNKIT_ICD=.cache/lavapipe/lvp_icd.json; the folder of its library goes on LD_LIBRARY_PATH too);
 # RNNKIT_GPU_PACK=/path/to/rnnkit-gpu.tar.xz; RNNKIT_GPU_TESTS=1 runs the webgpu tests on the GPU first;
-# RNNKIT_BENCH=0 skips the benchmark. Exit status: the smoke
+# RNNKIT_KERNELS=1 times the kernels (bench --kernels) before the benchmark; RNNKIT_BENCH=0 skips the
+# benchmark; RNNKIT_GEMM_TILES=64,32 (say) limits the gemm tiles the backend may use. Exit status: the smoke
 # shader's failure (no adapter, wrong result) is 2; the benchmark's own status otherwise.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -114,6 +115,13 @@ smoke=$?
 if [ "${RNNKIT_GPU_TESTS:-0}" = 1 ]; then
   say "tests: node --test dist/test/parity.test.js dist/test/webgpu.test.js"
   "$NODE" --test --test-reporter=dot dist/test/parity.test.js dist/test/webgpu.test.js || say "tests FAILED (status $?)"
+fi
+
+# RNNKIT_KERNELS=1: one dispatch's cost and each LSTM multiply of M-lstm/L-lstm per gemm tile size (~15 s on
+# a GPU), to pick RNNKIT_GEMM_TILES and to see whether dispatches or FLOPs bound a step.
+if [ "${RNNKIT_KERNELS:-0}" = 1 ]; then
+  say "kernels: node dist/src/cli/main.js bench --backend webgpu --kernels --json"
+  "$NODE" dist/src/cli/main.js bench --backend webgpu --kernels --json || say "kernels FAILED (status $?)"
 fi
 
 if [ "${RNNKIT_BENCH:-1}" != 0 ]; then

@@ -69,49 +69,57 @@ const EW = 256; // workgroup size of the elementwise kernels
 
 function gemmDef(transA: boolean, transB: boolean, T: number): KernelDef {
   // C[M,N] = beta*C + op(A)[M,K] · op(B)[K,N]; a TxT tile per workgroup of 16x16 threads, each thread RxR
-  // outputs (rows ty + 16i, columns tx + 16j), K in panels of 16 through workgroup memory. Split K: the
-  // workgroups of z-index s take K range [s*kLen, (s+1)*kLen) and (with split != 0) write their partial
-  // tile to C = a scratch [S, M, N] that splitKReduce sums.
-  const R = T / 16, LD = (T * 16) / 256;
+  // outputs in V-wide runs (rows V*ty + 16V*i + v, columns V*tx + 16V*j + v: vector reads of the panels,
+  // V = 4, or 2 for 32x32 tiles), K in panels of KP (16, or 8 for 128x128 tiles: 8 KB of workgroup memory)
+  // through workgroup memory, panel rows padded to T+4 (the transposing stores of k-contiguous loads fall
+  // in distinct banks; vectors stay aligned). Split K: the workgroups of z-index s take K range
+  // [s*kLen, (s+1)*kLen) and (with split != 0) write their partial tile to C = a scratch [S, M, N] that
+  // splitKReduce sums.
+  const R = T / 16, V = R >= 4 ? 4 : R, RV = R / V, KP = T === 128 ? 8 : 16, P = T + 4, LD = (T * KP) / 256;
+  const vec = `vec${V}<f32>`, PV = P / V;
+  const store = (arr: string, k: string, x: string): string => `${arr}[(${k} * ${P}u + ${x}) / ${V}u][(${k} * ${P}u + ${x}) % ${V}u] = v;`;
   const loadA = transA
     ? `let k = idx / ${T}u; let m = idx % ${T}u; // A stored [K, lda]: m contiguous
        var v = 0.0; if (m0 + m < u.M && k0 + k < kEnd) { v = $A[u.aOff + (k0 + k) * u.lda + m0 + m]; }
-       As[k * ${T}u + m] = v;`
-    : `let m = idx / 16u; let k = idx % 16u; // A stored [M, lda]: k contiguous
+       ${store('As', 'k', 'm')}`
+    : `let m = idx / ${KP}u; let k = idx % ${KP}u; // A stored [M, lda]: k contiguous
        var v = 0.0; if (m0 + m < u.M && k0 + k < kEnd) { v = $A[u.aOff + (m0 + m) * u.lda + k0 + k]; }
-       As[k * ${T}u + m] = v;`;
+       ${store('As', 'k', 'm')}`;
   const loadB = transB
-    ? `let n = idx / 16u; let k = idx % 16u; // B stored [N, ldb]: k contiguous
+    ? `let n = idx / ${KP}u; let k = idx % ${KP}u; // B stored [N, ldb]: k contiguous
        var v = 0.0; if (n0 + n < u.N && k0 + k < kEnd) { v = $B[u.bOff + (n0 + n) * u.ldb + k0 + k]; }
-       Bs[k * ${T}u + n] = v;`
+       ${store('Bs', 'k', 'n')}`
     : `let k = idx / ${T}u; let n = idx % ${T}u; // B stored [K, ldb]: n contiguous
        var v = 0.0; if (n0 + n < u.N && k0 + k < kEnd) { v = $B[u.bOff + (k0 + k) * u.ldb + n0 + n]; }
-       Bs[k * ${T}u + n] = v;`;
+       ${store('Bs', 'k', 'n')}`;
   return {
     args: ['A', 'B', 'C'], writes: ['C'],
     params: ['M', 'N', 'K', 'lda', 'ldb', 'ldc', 'aOff', 'bOff', 'cOff', 'beta', 'kLen', 'split'],
-    decls: `var<workgroup> As: array<f32, ${T * 16}>;\nvar<workgroup> Bs: array<f32, ${T * 16}>;`,
+    decls: `var<workgroup> As: array<${vec}, ${(KP * P) / V}>;\nvar<workgroup> Bs: array<${vec}, ${(KP * P) / V}>;`,
     wg: '16, 16',
     body: `
   let m0 = wid.y * ${T}u; let n0 = wid.x * ${T}u; let tx = lid.x; let ty = lid.y; let li = ty * 16u + tx;
   let kBeg = wid.z * u.kLen; let kEnd = min(u.K, kBeg + u.kLen);
   var acc: array<f32, ${R * R}>;
-  for (var k0 = kBeg; k0 < kEnd; k0 += 16u) {
+  for (var k0 = kBeg; k0 < kEnd; k0 += ${KP}u) {
     for (var e = 0u; e < ${LD}u; e++) { let idx = li + e * 256u; ${loadA} }
     for (var e = 0u; e < ${LD}u; e++) { let idx = li + e * 256u; ${loadB} }
     workgroupBarrier();
-    for (var k = 0u; k < 16u; k++) {
-      var a: array<f32, ${R}>; var b: array<f32, ${R}>;
-      for (var i = 0u; i < ${R}u; i++) { a[i] = As[k * ${T}u + ty + 16u * i]; b[i] = Bs[k * ${T}u + tx + 16u * i]; }
-      for (var i = 0u; i < ${R}u; i++) { for (var j = 0u; j < ${R}u; j++) { acc[i * ${R}u + j] = fma(a[i], b[j], acc[i * ${R}u + j]); } }
+    for (var k = 0u; k < ${KP}u; k++) {
+      var a: array<${vec}, ${RV}>; var b: array<${vec}, ${RV}>;
+      for (var i = 0u; i < ${RV}u; i++) { a[i] = As[k * ${PV}u + ty + 16u * i]; b[i] = Bs[k * ${PV}u + tx + 16u * i]; }
+      for (var i = 0u; i < ${R}u; i++) {
+        let ai = a[i / ${V}u][i % ${V}u];
+        for (var j = 0u; j < ${R}u; j++) { acc[i * ${R}u + j] = fma(ai, b[j / ${V}u][j % ${V}u], acc[i * ${R}u + j]); }
+      }
     }
     workgroupBarrier();
   }
   for (var i = 0u; i < ${R}u; i++) {
-    let m = m0 + ty + 16u * i;
+    let m = m0 + ${V}u * ty + ${16 * V}u * (i / ${V}u) + i % ${V}u;
     if (m >= u.M) { continue; }
     for (var j = 0u; j < ${R}u; j++) {
-      let n = n0 + tx + 16u * j;
+      let n = n0 + ${V}u * tx + ${16 * V}u * (j / ${V}u) + j % ${V}u;
       if (n >= u.N) { continue; }
       var v = acc[i * ${R}u + j];
       if (u.split != 0u) { $C[wid.z * u.M * u.N + m * u.N + n] = v; continue; }
@@ -124,7 +132,9 @@ function gemmDef(transA: boolean, transB: boolean, T: number): KernelDef {
 }
 
 const gemmKernels: Record<string, KernelDef> = {};
-for (const T of [64, 32]) {
+/** The tile sizes there are kernels for (T x T outputs per workgroup of 256 threads, (T/16)^2 per thread). */
+export const GEMM_TILES = [128, 64, 32] as const;
+for (const T of GEMM_TILES) {
   for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]]) {
     gemmKernels[`gemm${T}_${ta ? 't' : 'n'}${tb ? 't' : 'n'}`] = gemmDef(ta, tb, T);
   }
@@ -460,17 +470,31 @@ const K: Record<string, KernelDef> = {
 };
 
 /**
- * Tile and split-K of a multiply: 64x64 tiles when they give the device enough workgroups, else 32x32; K
- * split (partial tiles summed by splitKReduce) while there are fewer than ~256 workgroups and every split
- * keeps at least 256 of K. The recurrent step's dh = dgates · W_hh ([B, 4H] x [4H, H], K = 4H) is the case.
+ * Tile and split-K of a multiply: the largest of `tiles` that still gives the device >= 128 workgroups (a
+ * wave on a GPU of ~128 multiprocessors), else the smallest; K split (partial tiles summed by splitKReduce)
+ * while there are fewer than ~256 workgroups and every split keeps at least 256 of K. The recurrent step's
+ * dh = dgates · W_hh ([B, 4H] x [4H, H], K = 4H) is the case. 128x128 tiles (8x8 outputs per thread) serve
+ * the big multiplies (input projections over all steps, weight gradients); the step multiplies get 64 or 32.
  */
-export function gemmShape(M: number, N: number, K: number): { T: number; S: number; kLen: number } {
-  const tiles = (t: number): number => Math.ceil(M / t) * Math.ceil(N / t);
-  const T = tiles(64) >= 128 ? 64 : 32;
+export function gemmShape(M: number, N: number, K: number, tiles: readonly number[] = GEMM_TILES): { T: number; S: number; kLen: number } {
+  const count = (t: number): number => Math.ceil(M / t) * Math.ceil(N / t);
+  const sorted = [...tiles].sort((a, b) => b - a);
+  const T = sorted.find((t) => count(t) >= 128) ?? sorted[sorted.length - 1];
   let S = 1;
-  while (S < 16 && tiles(T) * S < 256 && K / (S * 2) >= 256) S *= 2;
+  while (S < 16 && count(T) * S < 256 && K / (S * 2) >= 256) S *= 2;
   const kLen = Math.ceil(Math.ceil(K / S) / 16) * 16;
   return { T, S: Math.ceil(K / kLen) || 1, kLen: S === 1 ? Math.max(K, 1) : kLen };
+}
+
+/** RNNKIT_GEMM_TILES=64,32 (say): the tile sizes the backend may use, for tuning on a new GPU. */
+function tilesFromEnv(): number[] | undefined {
+  const v = typeof process !== 'undefined' ? process.env?.RNNKIT_GEMM_TILES : undefined;
+  if (!v) return undefined;
+  const t = v.split(',').map(Number);
+  if (!t.length || t.some((x) => !(GEMM_TILES as readonly number[]).includes(x))) {
+    throw new Error(`RNNKIT_GEMM_TILES=${v}: expected a comma-separated list of ${GEMM_TILES.join(', ')}`);
+  }
+  return t;
 }
 
 function isBuf(a: Arg): a is Buf {
@@ -482,6 +506,8 @@ export interface WebGPUBackendOptions {
   adapterInfo?: string;
   /** Anything that must stay reachable while the device lives (the `webgpu` package's create() result). */
   keepAlive?: unknown;
+  /** The gemm tile sizes to choose from (default all of GEMM_TILES, or RNNKIT_GEMM_TILES). */
+  gemmTiles?: number[];
 }
 
 export class WebGPUBackend implements Backend {
@@ -513,6 +539,8 @@ export class WebGPUBackend implements Backend {
   private rowPart: Buf;
   private clipScalars: Buf;
   private lost: string | null = null;
+  /** The gemm tile sizes gemmShape chooses from (settable, for tuning: bench --kernels). */
+  gemmTiles: readonly number[];
 
   private static open = 0;
 
@@ -520,6 +548,8 @@ export class WebGPUBackend implements Backend {
     WebGPUBackend.open++;
     this.adapterInfo = opts.adapterInfo ?? 'WebGPU';
     this.keepAlive = opts.keepAlive;
+    this.gemmTiles = opts.gemmTiles ?? tilesFromEnv() ?? GEMM_TILES;
+    for (const t of this.gemmTiles) if (!(GEMM_TILES as readonly number[]).includes(t)) throw new Error(`gemm tile ${t}: expected one of ${GEMM_TILES.join(', ')}`);
     this.ring = device.createBuffer({ size: PARAM_SLOT * RING, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.rowLoss = this.alloc(0);
     this.lossSlots = this.alloc(1024);
@@ -535,6 +565,12 @@ export class WebGPUBackend implements Backend {
 
   alloc(n: number): Buf {
     const host = new Float32Array(n);
+    const max = this.device.limits.maxStorageBufferBindingSize;
+    if (n * 4 > max) {
+      const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
+      throw new Error(`webgpu: a buffer of ${n} floats (${mib(n * 4)} MiB) is over this device's maxStorageBufferBindingSize `
+        + `(${mib(max)} MiB, ${this.adapterInfo.split(' (')[0]}): use a smaller batch x steps or hidden size`);
+    }
     const gpu = this.device.createBuffer({
       size: Math.max(16, Math.ceil((n * 4) / 16) * 16),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
@@ -849,7 +885,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     A: Buf, aOff: number, lda: number, B: Buf, bOff: number, ldb: number,
     beta: 0 | 1, C: Buf, cOff: number, ldc: number): void {
     if (M === 0 || N === 0) return;
-    const { T, S, kLen } = gemmShape(M, N, K_);
+    const { T, S, kLen } = gemmShape(M, N, K_, this.gemmTiles);
     const name = `gemm${T}_${transA ? 't' : 'n'}${transB ? 't' : 'n'}`;
     if (S === 1) {
       this.run(name, [A, B, C], [M, N, K_, lda, ldb, ldc, aOff, bOff, cOff, beta, kLen, 0], Math.ceil(N / T), Math.ceil(M / T));
