@@ -78,4 +78,6 @@ test('bad input: one clear message, non-zero exit, no stack trace', () => {
   assertCleanError(rnnkit('sample', '--checkpoint', ckpt, '--temperature', '0'), /temperature/);
   assertCleanError(rnnkit('sample', '--checkpoint', ckpt, '--temperature', '-1'), /temperature/);
   assertCleanError(rnnkit('train', '--hidden', 'abc'), /hidden/);
+  assertCleanError(rnnkit('bench', '--config', 'XL-lstm'), /unknown bench config 'XL-lstm'/);
+  assertCleanError(rnnkit('bench', '--kernels', '--backend', 'js'), /bench --kernels times the webgpu backend's kernels: add --backend webgpu \(got js/);
 });
