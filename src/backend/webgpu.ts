@@ -478,21 +478,21 @@ const K: Record<string, KernelDef> = {
  */
 export function gemmShape(M: number, N: number, K: number, tiles: readonly number[] = GEMM_TILES): { T: number; S: number; kLen: number } {
   const count = (t: number): number => Math.ceil(M / t) * Math.ceil(N / t);
-  const sorted = [...tiles].sort((a, b) => b - a);
-  const T = sorted.find((t) => count(t) >= 128) ?? sorted[sorted.length - 1];
+  let T = 0, smallest = Infinity; // in any order, and nothing allocated (this runs for every multiply)
+  for (const t of tiles) { if (t > T && count(t) >= 128) T = t; smallest = Math.min(smallest, t); }
+  if (T === 0) T = smallest;
   let S = 1;
   while (S < 16 && count(T) * S < 256 && K / (S * 2) >= 256) S *= 2;
   const kLen = Math.ceil(Math.ceil(K / S) / 16) * 16;
   return { T, S: Math.ceil(K / kLen) || 1, kLen: S === 1 ? Math.max(K, 1) : kLen };
 }
 
-/** RNNKIT_GEMM_TILES=64,32 (say): the tile sizes the backend may use, for tuning on a new GPU. */
-function tilesFromEnv(): number[] | undefined {
-  const v = typeof process !== 'undefined' ? process.env?.RNNKIT_GEMM_TILES : undefined;
-  if (!v) return undefined;
-  const t = v.split(',').map(Number);
+/** The gemm tiles to use: the option, else RNNKIT_GEMM_TILES=64,32 (say; for tuning on a new GPU), else all. */
+function gemmTilesFrom(opt: number[] | undefined): readonly number[] {
+  const env = (typeof process !== 'undefined' ? process.env?.RNNKIT_GEMM_TILES : undefined) || undefined;
+  const t = opt ?? env?.split(',').map(Number) ?? GEMM_TILES;
   if (!t.length || t.some((x) => !(GEMM_TILES as readonly number[]).includes(x))) {
-    throw new Error(`RNNKIT_GEMM_TILES=${v}: expected a comma-separated list of ${GEMM_TILES.join(', ')}`);
+    throw new Error(`gemm tiles ${opt ? t.join(',') : `RNNKIT_GEMM_TILES=${env}`}: expected a comma-separated list of ${GEMM_TILES.join(', ')}`);
   }
   return t;
 }
@@ -548,8 +548,7 @@ export class WebGPUBackend implements Backend {
     WebGPUBackend.open++;
     this.adapterInfo = opts.adapterInfo ?? 'WebGPU';
     this.keepAlive = opts.keepAlive;
-    this.gemmTiles = opts.gemmTiles ?? tilesFromEnv() ?? GEMM_TILES;
-    for (const t of this.gemmTiles) if (!(GEMM_TILES as readonly number[]).includes(t)) throw new Error(`gemm tile ${t}: expected one of ${GEMM_TILES.join(', ')}`);
+    this.gemmTiles = gemmTilesFrom(opts.gemmTiles);
     this.ring = device.createBuffer({ size: PARAM_SLOT * RING, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.rowLoss = this.alloc(0);
     this.lossSlots = this.alloc(1024);

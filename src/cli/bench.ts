@@ -7,7 +7,6 @@ import { BENCH_CONFIGS, benchSample, benchTrain, defaultConfigs } from '../bench
 import { addBackendOptions, backendFrom, num } from './options.js';
 import type { BackendName } from '../backend/index.js';
 
-
 export function registerBench(program: Command): void {
   const cmd = program.command('bench')
     .description(`the standard workload: ${BENCH_CONFIGS.join(', ')} or all (L-lstm only with --backend webgpu)`)
