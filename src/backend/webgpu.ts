@@ -77,21 +77,17 @@ function gemmDef(transA: boolean, transB: boolean, T: number): KernelDef {
   // splitKReduce sums.
   const R = T / 16, V = R >= 4 ? 4 : R, RV = R / V, KP = T === 128 ? 8 : 16, P = T + 4, LD = (T * KP) / 256;
   const vec = `vec${V}<f32>`, PV = P / V;
-  const store = (arr: string, k: string, x: string): string => `${arr}[(${k} * ${P}u + ${x}) / ${V}u][(${k} * ${P}u + ${x}) % ${V}u] = v;`;
-  const loadA = transA
-    ? `let k = idx / ${T}u; let m = idx % ${T}u; // A stored [K, lda]: m contiguous
-       var v = 0.0; if (m0 + m < u.M && k0 + k < kEnd) { v = $A[u.aOff + (k0 + k) * u.lda + m0 + m]; }
-       ${store('As', 'k', 'm')}`
-    : `let m = idx / ${KP}u; let k = idx % ${KP}u; // A stored [M, lda]: k contiguous
-       var v = 0.0; if (m0 + m < u.M && k0 + k < kEnd) { v = $A[u.aOff + (m0 + m) * u.lda + k0 + k]; }
-       ${store('As', 'k', 'm')}`;
-  const loadB = transB
-    ? `let n = idx / ${KP}u; let k = idx % ${KP}u; // B stored [N, ldb]: k contiguous
-       var v = 0.0; if (n0 + n < u.N && k0 + k < kEnd) { v = $B[u.bOff + (n0 + n) * u.ldb + k0 + k]; }
-       ${store('Bs', 'k', 'n')}`
-    : `let k = idx / ${T}u; let n = idx % ${T}u; // B stored [K, ldb]: n contiguous
-       var v = 0.0; if (n0 + n < u.N && k0 + k < kEnd) { v = $B[u.bOff + (k0 + k) * u.ldb + n0 + n]; }
-       ${store('Bs', 'k', 'n')}`;
+  // One panel element per thread and round: x (m of A, n of B) and k from idx, coalesced along the stored
+  // contiguous dimension, zero outside the matrix or the K range, stored [k][x] in the padded panel.
+  const load = (X: 'A' | 'B', x: 'm' | 'n', kContiguous: boolean): string => {
+    const [x0, lim, off, ld, panel] = X === 'A' ? ['m0', 'u.M', 'u.aOff', 'u.lda', 'As'] : ['n0', 'u.N', 'u.bOff', 'u.ldb', 'Bs'];
+    const at = kContiguous ? `(${x0} + ${x}) * ${ld} + k0 + k` : `(k0 + k) * ${ld} + ${x0} + ${x}`;
+    return `${kContiguous ? `let ${x} = idx / ${KP}u; let k = idx % ${KP}u;` : `let k = idx / ${T}u; let ${x} = idx % ${T}u;`}
+       var v = 0.0; if (${x0} + ${x} < ${lim} && k0 + k < kEnd) { v = $${X}[${off} + ${at}]; }
+       ${panel}[(k * ${P}u + ${x}) / ${V}u][(k * ${P}u + ${x}) % ${V}u] = v;`;
+  };
+  const loadA = load('A', 'm', !transA); // A stored [M, lda] (k contiguous) or, transposed, [K, lda]
+  const loadB = load('B', 'n', transB); // B stored [K, ldb] (n contiguous) or, transposed, [N, ldb]
   return {
     args: ['A', 'B', 'C'], writes: ['C'],
     params: ['M', 'N', 'K', 'lda', 'ldb', 'ldc', 'aOff', 'bOff', 'cOff', 'beta', 'kLen', 'split'],
